@@ -1,0 +1,44 @@
+# The README's two commands are `make run` and `make test`.
+PY ?= .venv/bin/python
+PIP ?= .venv/bin/pip
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+.PHONY: install run test test-fast lint format bench bench-serve bench-train demo clean
+
+.venv/installed: pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PIP) install -q --upgrade pip
+	# The CPU wheel first, pinned, so nothing pulls a multi-GB CUDA build of torch.
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[ml,dev]"
+	touch $@
+
+install: .venv/installed
+
+run: install
+	./scripts/run.sh
+
+test: install
+	./scripts/test.sh
+
+test-fast: install
+	./scripts/test.sh -m "not slow and not browser"
+
+lint: install
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+format: install
+	.venv/bin/ruff format .
+	.venv/bin/ruff check --fix .
+
+bench-serve: install
+	$(PY) bench/serve.py
+
+bench-train: install
+	$(PY) bench/train.py
+
+bench: bench-serve bench-train
+
+clean:
+	rm -rf var .venv

@@ -1,0 +1,107 @@
+from django.contrib import admin
+
+from annotation import models
+
+
+@admin.register(models.Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["id", "name", "slug", "overlap", "gold_rate", "created_at"]
+    search_fields = ["name", "slug"]
+
+
+@admin.register(models.Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "user", "role"]
+    list_filter = ["role"]
+    raw_id_fields = ["project", "user"]
+
+
+@admin.register(models.Prompt)
+class PromptAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "split", "source", "created_at"]
+    list_filter = ["split"]
+    raw_id_fields = ["project"]
+
+
+@admin.register(models.Response)
+class ResponseAdmin(admin.ModelAdmin):
+    list_display = ["id", "prompt", "origin", "source", "model_version", "created_at"]
+    list_filter = ["origin"]
+    raw_id_fields = ["prompt", "model_version", "generation_run", "parent", "author"]
+
+
+@admin.register(models.Task)
+class TaskAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "project",
+        "kind",
+        "status",
+        "slots_taken",
+        "judgments_done",
+        "required_judgments",
+        "priority",
+        "is_gold",
+    ]
+    list_filter = ["kind", "status", "is_gold"]
+    raw_id_fields = ["project", "prompt", "generation_run"]
+
+
+@admin.register(models.Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = ["id", "task", "rater", "status", "claimed_at", "expires_at"]
+    list_filter = ["status"]
+    raw_id_fields = ["task", "rater", "project"]
+
+
+@admin.register(models.Judgment)
+class JudgmentAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "task",
+        "rater",
+        "kind",
+        "choice",
+        "strength",
+        "revision",
+        "is_current",
+        "source",
+        "created_at",
+    ]
+    list_filter = ["kind", "source", "is_current"]
+    raw_id_fields = ["task", "project", "rater", "assignment", "preferred_response"]
+
+    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False  # immutable: edits are new revisions through the API
+
+
+@admin.register(models.ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "name", "kind", "trainer", "status", "is_active"]
+    list_filter = ["kind", "trainer", "status"]
+    raw_id_fields = ["project", "parent", "training_run"]
+
+
+@admin.register(models.TrainingRun)
+class TrainingRunAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "status", "current_step", "progress", "created_at"]
+    list_filter = ["status"]
+    raw_id_fields = ["project"]
+
+
+@admin.register(models.RunStep)
+class RunStepAdmin(admin.ModelAdmin):
+    list_display = ["id", "run", "name", "seconds", "finished_at"]
+    raw_id_fields = ["run"]
+
+
+@admin.register(models.RaterExclusion)
+class RaterExclusionAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "rater", "excluded_by", "created_at", "lifted_at"]
+    raw_id_fields = ["project", "rater", "excluded_by", "lifted_by"]
+
+
+@admin.register(models.TaskResponse)
+class TaskResponseAdmin(admin.ModelAdmin):
+    list_display = ["id", "task", "response", "position"]
+    raw_id_fields = ["task", "response"]

@@ -1,0 +1,16 @@
+from django.core.management.base import BaseCommand
+
+from annotation.demo import DEMO_PASSWORD, demo_setup
+
+
+class Command(BaseCommand):
+    help = "Create the demo project and demo users (idempotent)."
+
+    def handle(self, *args: object, **options: object) -> None:
+        project, logins = demo_setup()
+        self.stdout.write(f"Demo project: {project.name} (id {project.id})")
+        self.stdout.write(
+            f"Log in at http://127.0.0.1:8000/login/ with password {DEMO_PASSWORD!r} as:"
+        )
+        for username, role in logins:
+            self.stdout.write(f"  {username:10s} {role}")

@@ -1,0 +1,510 @@
+"""The domain: projects, prompts, responses, tasks, assignments, judgments, models and runs.
+
+Invariants live in the database wherever it can hold them (see ``Meta.constraints``): one current
+judgment per (task, rater), one assignment per (task, rater), a task's taken slots never above its
+overlap, one idempotency key per rater, one active training cycle per project. Business logic lives
+in ``annotation/services``; these classes only describe the data.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+DEFAULT_FLAGS = ["unsafe", "factually wrong", "refuses wrongly"]
+
+
+def default_flags() -> list[str]:
+    return list(DEFAULT_FLAGS)
+
+
+def default_task_kinds() -> list[str]:
+    return ["pairwise"]
+
+
+def default_trainers() -> list[str]:
+    return ["rm", "dpo"]
+
+
+class TaskKind(models.TextChoices):
+    PAIRWISE = "pairwise", "Pairwise"
+    RANKING = "ranking", "Ranking"
+    RATING = "rating", "Rating"
+    DEMONSTRATION = "demonstration", "Demonstration"
+
+
+class Role(models.TextChoices):
+    LABELER = "labeler", "Labeler"
+    MANAGER = "manager", "Manager"
+    ADMIN = "admin", "Admin"
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    guidelines = models.TextField(blank=True, help_text="Markdown shown to raters.")
+    task_kinds = models.JSONField(default=default_task_kinds, help_text="Enabled task kinds.")
+    overlap = models.PositiveSmallIntegerField(default=1, help_text="Raters per task.")
+    lease_seconds = models.PositiveIntegerField(default=600)
+    gold_rate = models.FloatField(default=0.0, help_text="Share of claims that serve a gold task.")
+    flag_choices = models.JSONField(default=default_flags)
+    ranking_size = models.PositiveSmallIntegerField(default=4, help_text="k for ranking tasks.")
+    eval_share = models.FloatField(default=0.1, help_text="Share of new prompts held out (eval).")
+    # Generation settings (used by the loop).
+    base_model = models.CharField(max_length=500, blank=True, help_text="Local path or hub id.")
+    samples_per_prompt = models.PositiveSmallIntegerField(default=4)
+    temperature = models.FloatField(default=1.0)
+    top_p = models.FloatField(default=1.0)
+    max_new_tokens = models.PositiveIntegerField(default=256)
+    # Retrain policy (checked by Celery beat).
+    auto_retrain = models.BooleanField(default=False)
+    min_new_judgments = models.PositiveIntegerField(default=200)
+    min_interval_minutes = models.PositiveIntegerField(default=60)
+    trainers = models.JSONField(default=default_trainers, help_text="Subset of rm, dpo, kto, sft.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(overlap__gte=1), name="project_overlap_positive"),
+            models.CheckConstraint(
+                condition=Q(gold_rate__gte=0) & Q(gold_rate__lte=1), name="project_gold_rate_0_1"
+            ),
+            models.CheckConstraint(condition=Q(ranking_size__gte=2), name="project_ranking_size"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.LABELER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="membership_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.project} ({self.role})"
+
+
+class Split(models.TextChoices):
+    TRAIN = "train", "Train"
+    EVAL = "eval", "Eval"
+
+
+class Prompt(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prompts")
+    messages = models.JSONField(help_text="Conversation: a list of {role, content}.")
+    content_hash = models.CharField(max_length=64, help_text="sha256 of the messages (dedup).")
+    source = models.CharField(max_length=200, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    split = models.CharField(max_length=8, choices=Split.choices, default=Split.TRAIN)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "content_hash"], name="prompt_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"prompt {self.pk}"
+
+
+class ModelKind(models.TextChoices):
+    REWARD = "reward", "Reward model"
+    POLICY = "policy", "Policy"
+
+
+class Trainer(models.TextChoices):
+    RM = "rm", "Reward model (Bradley-Terry)"
+    DPO = "dpo", "DPO"
+    KTO = "kto", "KTO"
+    SFT = "sft", "SFT"
+    BASE = "base", "Base model (not trained here)"
+
+
+class VersionStatus(models.TextChoices):
+    TRAINING = "training", "Training"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+ACTIVE_RUN_STATUSES = [RunStatus.QUEUED, RunStatus.RUNNING]
+
+
+class TrainingRun(models.Model):
+    """One retrain cycle of a project (or one manual training job)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_runs")
+    trainers = models.JSONField(default=default_trainers)
+    config = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    triggered_by = models.CharField(max_length=32, default="manual")
+    current_step = models.CharField(max_length=64, blank=True)
+    progress = models.FloatField(default=0.0, help_text="0..1 over the whole cycle.")
+    metrics = models.JSONField(default=dict, blank=True)
+    curve = models.JSONField(default=list, blank=True, help_text="[{step, loss, ...}, ...]")
+    timings = models.JSONField(default=dict, blank=True, help_text="Seconds per step.")
+    error = models.TextField(blank=True)
+    snapshot_judgment_ids = models.JSONField(default=list, blank=True)
+    snapshot_max_judgment_id = models.BigIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=Q(status__in=ACTIVE_RUN_STATUSES),
+                name="one_active_run_per_project",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} ({self.status})"
+
+
+class RunStep(models.Model):
+    """A completed step of a run: re-running a step after a crash finds this and does nothing."""
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="steps")
+    name = models.CharField(max_length=64)
+    result = models.JSONField(default=dict, blank=True)
+    seconds = models.FloatField(default=0.0)
+    finished_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "name"], name="run_step_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}:{self.name}"
+
+
+class ModelVersion(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_versions")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=ModelKind.choices)
+    trainer = models.CharField(max_length=16, choices=Trainer.choices)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    training_run = models.ForeignKey(
+        TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="versions"
+    )
+    artifact_path = models.CharField(max_length=1000, blank=True)
+    config = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=16, choices=VersionStatus.choices, default=VersionStatus.TRAINING
+    )
+    is_active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "kind"],
+                condition=Q(is_active=True),
+                name="one_active_model_per_kind",
+            ),
+            models.UniqueConstraint(
+                fields=["training_run", "trainer"],
+                condition=Q(training_run__isnull=False),
+                name="one_version_per_run_trainer",
+            ),
+            models.CheckConstraint(
+                condition=Q(is_active=False) | Q(status="ready"),
+                name="active_model_is_ready",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Origin(models.TextChoices):
+    IMPORTED = "imported", "Imported"
+    HUMAN = "human", "Human-written"
+    MODEL = "model", "Model-generated"
+
+
+class Response(models.Model):
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="responses")
+    text = models.TextField()
+    origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.IMPORTED)
+    source = models.CharField(
+        max_length=200, blank=True, help_text="Free label, e.g. a model name."
+    )
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="responses"
+    )
+    generation_params = models.JSONField(default=dict, blank=True)
+    generation_run = models.ForeignKey(
+        TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="responses"
+    )
+    sample_index = models.PositiveIntegerField(null=True, blank=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="edits"
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["generation_run", "prompt", "sample_index"],
+                condition=Q(generation_run__isnull=False),
+                name="one_response_per_run_prompt_sample",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"response {self.pk}"
+
+
+class TaskStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    COMPLETE = "complete", "Complete"
+    ARCHIVED = "archived", "Archived"
+
+
+class Task(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks")
+    kind = models.CharField(max_length=16, choices=TaskKind.choices)
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="tasks")
+    responses = models.ManyToManyField(Response, through="TaskResponse", related_name="tasks")
+    required_judgments = models.PositiveSmallIntegerField(default=1)
+    # Live leases + submitted judgments. Bounded by required_judgments in the database.
+    slots_taken = models.PositiveSmallIntegerField(default=0)
+    judgments_done = models.PositiveSmallIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=TaskStatus.choices, default=TaskStatus.OPEN)
+    priority = models.FloatField(default=0.0, help_text="Higher first (active-learning score).")
+    is_gold = models.BooleanField(default=False)
+    gold_answer = models.JSONField(null=True, blank=True)
+    generation_run = models.ForeignKey(
+        TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            # The claim query walks this index in order: cost independent of the task count.
+            models.Index(
+                F("project"),
+                F("priority").desc(),
+                F("id"),
+                name="task_claim_idx",
+                condition=Q(status="open", is_gold=False),
+            ),
+            models.Index(fields=["project", "is_gold"], name="task_gold_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(is_gold=True) | Q(slots_taken__lte=F("required_judgments")),
+                name="task_overlap_never_exceeded",
+            ),
+            models.CheckConstraint(condition=Q(required_judgments__gte=1), name="task_required"),
+            models.CheckConstraint(
+                condition=Q(is_gold=False) | Q(gold_answer__isnull=False),
+                name="gold_task_has_answer",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} task {self.pk}"
+
+
+class TaskResponse(models.Model):
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="task_responses")
+    response = models.ForeignKey(Response, on_delete=models.CASCADE)
+    position = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "position"], name="task_response_position"),
+            models.UniqueConstraint(fields=["task", "response"], name="task_response_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"task {self.task_id} #{self.position}: response {self.response_id}"
+
+
+class AssignmentStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    SUBMITTED = "submitted", "Submitted"
+    SKIPPED = "skipped", "Skipped"
+    EXPIRED = "expired", "Expired"
+
+
+class Assignment(models.Model):
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="assignments")
+    rater = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+    )
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
+    status = models.CharField(
+        max_length=16, choices=AssignmentStatus.choices, default=AssignmentStatus.ACTIVE
+    )
+    display_order = models.JSONField(help_text="Response ids in the order shown to this rater.")
+    claimed_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    skip_reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["task", "rater"], name="assignment_unique"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["rater", "project", "claimed_at"],
+                name="assignment_live_idx",
+                condition=Q(status="active"),
+            ),
+            models.Index(
+                fields=["project", "expires_at"],
+                name="assignment_expiry_idx",
+                condition=Q(status="active"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"assignment {self.pk} ({self.status})"
+
+
+class JudgmentSource(models.TextChoices):
+    HUMAN = "human", "Human rater"
+    IMPORTED = "imported", "Imported label"
+
+
+class PairwiseChoice(models.TextChoices):
+    A = "A", "A is better"
+    B = "B", "B is better"
+    TIE = "tie", "Tie"
+    BOTH_BAD = "both_bad", "Both bad"
+
+
+class Judgment(models.Model):
+    """A submitted judgment. Content is immutable: an edit is a new row with revision + 1.
+
+    For pairwise tasks ``choice`` is as *displayed* (A = shown first/left) and
+    ``preferred_response`` names the response that won, so both position bias and training data
+    read straight off the row.
+    """
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="judgments")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judgments")
+    rater = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="judgments",
+    )
+    assignment = models.ForeignKey(
+        Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="judgments"
+    )
+    source = models.CharField(
+        max_length=16, choices=JudgmentSource.choices, default=JudgmentSource.HUMAN
+    )
+    kind = models.CharField(max_length=16, choices=TaskKind.choices)
+    revision = models.PositiveSmallIntegerField(default=1)
+    is_current = models.BooleanField(default=True)
+    choice = models.CharField(max_length=16, choices=PairwiseChoice.choices, blank=True)
+    strength = models.PositiveSmallIntegerField(null=True, blank=True)
+    preferred_response = models.ForeignKey(
+        Response, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    payload = models.JSONField(default=dict, help_text="Kind-specific answer (ranking, ratings…).")
+    flags = models.JSONField(default=list, blank=True)
+    rationale = models.TextField(blank=True)
+    time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
+    display_order = models.JSONField(default=list)
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    request_hash = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["task", "rater"],
+                condition=Q(is_current=True, rater__isnull=False),
+                name="one_current_judgment_per_task_rater",
+            ),
+            models.UniqueConstraint(
+                fields=["task", "rater", "revision"],
+                condition=Q(rater__isnull=False),
+                name="judgment_revision_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["rater", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="judgment_idempotency_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(strength__isnull=True) | Q(strength__gte=1, strength__lte=4),
+                name="judgment_strength_1_4",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["project", "id"], name="judgment_project_idx"),
+            models.Index(
+                fields=["task"], name="judgment_task_current_idx", condition=Q(is_current=True)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"judgment {self.pk} r{self.revision}"
+
+
+class RaterExclusion(models.Model):
+    """A manager's decision to leave a rater's judgments out of training (reversible, recorded)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="exclusions")
+    rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    excluded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "rater"],
+                condition=Q(lifted_at__isnull=True),
+                name="one_live_exclusion_per_rater",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rater_id} excluded from {self.project_id}"

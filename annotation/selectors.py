@@ -1,0 +1,55 @@
+"""Reads. Every project-scoped read goes through ``project_get_for_user`` so that another
+project's data is indistinguishable from data that does not exist (404, never 403)."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
+
+from annotation.errors import NotFound, PermissionDenied
+from annotation.models import Membership, Project, Role
+
+MANAGER_ROLES = (Role.MANAGER, Role.ADMIN)
+
+UserLike = AbstractBaseUser | AnonymousUser
+
+
+def projects_for_user(*, user: UserLike) -> QuerySet[Project]:
+    if getattr(user, "is_superuser", False):
+        return Project.objects.all()
+    return Project.objects.filter(memberships__user=user)
+
+
+def membership_get(*, project: Project, user: UserLike) -> Membership | None:
+    if not user.is_authenticated:
+        return None
+    return Membership.objects.filter(project=project, user=user).first()
+
+
+def project_get_for_user(*, project_id: int, user: UserLike) -> tuple[Project, str]:
+    """The project and the user's role in it; NotFound when the user is not a member."""
+    try:
+        project = Project.objects.get(pk=project_id)
+    except (Project.DoesNotExist, ValueError, TypeError):
+        raise NotFound(f"Project {project_id} not found.") from None
+    if getattr(user, "is_superuser", False):
+        return project, Role.ADMIN
+    membership = membership_get(project=project, user=user)
+    if membership is None:
+        raise NotFound(f"Project {project_id} not found.")
+    return project, membership.role
+
+
+def project_get_for_manager(*, project_id: int, user: UserLike) -> Project:
+    """Members who are not managers get 403: they may know the project exists."""
+    project, role = project_get_for_user(project_id=project_id, user=user)
+    if role not in MANAGER_ROLES:
+        raise PermissionDenied("Only the project's managers may do this.")
+    return project
+
+
+def is_manager(*, project: Project, user: UserLike) -> bool:
+    if getattr(user, "is_superuser", False):
+        return True
+    membership = membership_get(project=project, user=user)
+    return membership is not None and membership.role in MANAGER_ROLES

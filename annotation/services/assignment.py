@@ -1,0 +1,198 @@
+"""Handing out tasks: claim, skip, expire.
+
+Design (see docs/architecture.md, "Assignment"):
+
+* ``Task.slots_taken`` counts live leases + submitted judgments. The database refuses
+  ``slots_taken > required_judgments`` (a CHECK constraint), so overlap can never be exceeded even
+  by a bug here; ``UNIQUE(task, rater)`` on assignments means a rater never gets a task twice
+  (judged, skipped or expired alike).
+* The claim is one short transaction: pick the best open task this rater has not seen with
+  ``SELECT … FOR UPDATE SKIP LOCKED`` (PostgreSQL) walking the partial index
+  ``(project, priority DESC, id) WHERE status='open' AND NOT is_gold``, bump its slot counter,
+  insert the assignment. Cost does not grow with the number of tasks: no counts, no scans.
+* On SQLite the settings open every transaction with ``BEGIN IMMEDIATE``: claims serialize on the
+  database's write lock, which gives the same guarantees with one writer at a time.
+* Expired leases are returned in small batches at the start of each claim (and by a periodic
+  task), so an abandoned slot comes back without a sweep over the whole table.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef
+from django.utils import timezone
+
+from annotation.errors import Conflict, NoTaskAvailable, NotFound, ValidationFailed
+from annotation.models import (
+    Assignment,
+    AssignmentStatus,
+    Project,
+    Task,
+    TaskResponse,
+    TaskStatus,
+)
+
+EXPIRE_BATCH = 50
+MAX_HELD_LEASES = 2  # the current task plus one prefetched
+_rng = random.SystemRandom()
+
+
+@dataclass(frozen=True)
+class Claim:
+    assignment: Assignment
+    resumed: bool
+
+
+def assignment_expire_stale(*, project_id: int | None = None, limit: int = EXPIRE_BATCH) -> int:
+    """Return the slots of expired leases. Locks the expired assignment rows (skipping rows
+    another process holds) and then their tasks. Returns how many leases expired."""
+    now = timezone.now()
+    stale = Assignment.objects.filter(status=AssignmentStatus.ACTIVE, expires_at__lt=now)
+    if project_id is not None:
+        stale = stale.filter(project_id=project_id)
+    with transaction.atomic():
+        rows = list(
+            stale.select_for_update(skip_locked=True)
+            .order_by("expires_at")
+            .values_list("id", "task_id")[:limit]
+        )
+        if not rows:
+            return 0
+        Assignment.objects.filter(id__in=[r[0] for r in rows]).update(
+            status=AssignmentStatus.EXPIRED, finished_at=now
+        )
+        for task_id in sorted(r[1] for r in rows):
+            Task.objects.filter(id=task_id, slots_taken__gt=0).update(
+                slots_taken=F("slots_taken") - 1
+            )
+    return len(rows)
+
+
+def _live_assignments(*, project: Project, rater: AbstractBaseUser) -> list[Assignment]:
+    return list(
+        Assignment.objects.filter(
+            project=project,
+            rater=rater,
+            status=AssignmentStatus.ACTIVE,
+            expires_at__gte=timezone.now(),
+        )
+        .select_related("task")
+        .order_by("claimed_at", "id")
+    )
+
+
+def _unseen_by(rater: AbstractBaseUser) -> Exists:
+    return Exists(Assignment.objects.filter(task=OuterRef("pk"), rater=rater))
+
+
+def _pick_task(*, project: Project, rater: AbstractBaseUser, gold: bool) -> Task | None:
+    candidates = Task.objects.filter(project=project, status=TaskStatus.OPEN, is_gold=gold).exclude(
+        _unseen_by(rater)
+    )
+    if gold:
+        # Gold tasks are shown to every rater once; they have no overlap limit.
+        return candidates.order_by("id").select_for_update(skip_locked=True).first()
+    return (
+        candidates.filter(slots_taken__lt=F("required_judgments"))
+        .order_by("-priority", "id")
+        .select_for_update(skip_locked=True)
+        .first()
+    )
+
+
+def _take(*, project: Project, rater: AbstractBaseUser, task: Task) -> Assignment:
+    Task.objects.filter(id=task.id).update(slots_taken=F("slots_taken") + 1)
+    order = list(
+        TaskResponse.objects.filter(task_id=task.id)
+        .order_by("position")
+        .values_list("response_id", flat=True)
+    )
+    _rng.shuffle(order)
+    now = timezone.now()
+    return Assignment.objects.create(
+        task=task,
+        rater=rater,
+        project=project,
+        display_order=order,
+        claimed_at=now,
+        expires_at=now + timedelta(seconds=project.lease_seconds),
+    )
+
+
+def assignment_claim_next(
+    *,
+    project: Project,
+    rater: AbstractBaseUser,
+    prefetch: bool = False,
+    gold_roll: float | None = None,
+) -> Claim:
+    """The rater's next task under a lease.
+
+    Without ``prefetch`` a rater who already holds a live lease gets it back (resume). With
+    ``prefetch`` the rater may hold one more lease, so a client can load the next task while the
+    current one is on screen. Locks: the chosen task row (FOR UPDATE SKIP LOCKED). Raises
+    NoTaskAvailable when nothing is left for this rater.
+    """
+    assignment_expire_stale(project_id=project.id)
+    live = _live_assignments(project=project, rater=rater)
+    if live and (not prefetch or len(live) >= MAX_HELD_LEASES):
+        return Claim(assignment=live[-1] if prefetch else live[0], resumed=True)
+    roll = _rng.random() if gold_roll is None else gold_roll
+    want_gold = project.gold_rate > 0 and roll < project.gold_rate
+    try:
+        with transaction.atomic():
+            task = None
+            if want_gold:
+                task = _pick_task(project=project, rater=rater, gold=True)
+            if task is None:
+                task = _pick_task(project=project, rater=rater, gold=False)
+            if task is None:
+                raise NoTaskAvailable("No task is available for you in this project right now.")
+            return Claim(assignment=_take(project=project, rater=rater, task=task), resumed=False)
+    except IntegrityError:
+        # The same rater claimed the same task from another tab at this instant: their other
+        # request holds it; hand that lease back instead of a second one.
+        live = _live_assignments(project=project, rater=rater)
+        if live:
+            return Claim(assignment=live[-1], resumed=True)
+        raise Conflict("Your claim raced with another of your requests; try again.") from None
+
+
+def assignment_get_for_rater(*, assignment_id: int, rater: AbstractBaseUser) -> Assignment:
+    try:
+        return Assignment.objects.select_related("task", "project").get(
+            id=assignment_id, rater=rater
+        )
+    except Assignment.DoesNotExist:
+        raise NotFound(f"Assignment {assignment_id} not found.") from None
+
+
+def assignment_skip(*, assignment_id: int, rater: AbstractBaseUser, reason: str) -> Assignment:
+    """Give the task back with a reason; the rater never gets it again. Locks the assignment
+    row, then updates its task's counter (the same order as submit and expiry)."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationFailed("A reason is required to skip a task.", field="reason")
+    if len(reason) > 500:
+        raise ValidationFailed("The skip reason must be at most 500 characters.", field="reason")
+    assignment_get_for_rater(assignment_id=assignment_id, rater=rater)
+    now = timezone.now()
+    with transaction.atomic():
+        assignment = Assignment.objects.select_for_update().get(id=assignment_id)
+        if assignment.status not in (AssignmentStatus.ACTIVE, AssignmentStatus.EXPIRED):
+            raise Conflict(f"Assignment {assignment_id} is already {assignment.status}.")
+        held_slot = assignment.status == AssignmentStatus.ACTIVE
+        assignment.status = AssignmentStatus.SKIPPED
+        assignment.skip_reason = reason
+        assignment.finished_at = now
+        assignment.save(update_fields=["status", "skip_reason", "finished_at"])
+        if held_slot:
+            Task.objects.filter(id=assignment.task_id, slots_taken__gt=0).update(
+                slots_taken=F("slots_taken") - 1
+            )
+    return assignment

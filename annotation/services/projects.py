@@ -1,0 +1,101 @@
+"""Projects and memberships."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils.text import slugify
+
+from annotation.errors import Conflict, ValidationFailed
+from annotation.models import Membership, Project, Role, TaskKind
+
+TRAINER_NAMES = {"rm", "dpo", "kto", "sft"}
+EDITABLE_FIELDS = {
+    "name",
+    "guidelines",
+    "task_kinds",
+    "overlap",
+    "lease_seconds",
+    "gold_rate",
+    "flag_choices",
+    "ranking_size",
+    "eval_share",
+    "base_model",
+    "samples_per_prompt",
+    "temperature",
+    "top_p",
+    "max_new_tokens",
+    "auto_retrain",
+    "min_new_judgments",
+    "min_interval_minutes",
+    "trainers",
+}
+
+
+def _check_settings(values: dict[str, Any]) -> None:
+    kinds = values.get("task_kinds")
+    if kinds is not None and (
+        not isinstance(kinds, list) or not kinds or not set(kinds) <= set(TaskKind.values)
+    ):
+        raise ValidationFailed(
+            f"task_kinds must be a non-empty subset of {TaskKind.values}.", field="task_kinds"
+        )
+    trainers = values.get("trainers")
+    if trainers is not None and (
+        not isinstance(trainers, list) or not set(trainers) <= TRAINER_NAMES
+    ):
+        raise ValidationFailed(
+            f"trainers must be a subset of {sorted(TRAINER_NAMES)}.", field="trainers"
+        )
+    flags = values.get("flag_choices")
+    if flags is not None and (
+        not isinstance(flags, list)
+        or not all(isinstance(f, str) and 0 < len(f) <= 64 for f in flags)
+        or len(set(flags)) != len(flags)
+    ):
+        raise ValidationFailed(
+            "flag_choices must be a list of distinct names of 1-64 characters.",
+            field="flag_choices",
+        )
+
+
+def project_create(
+    *, name: str, owner: AbstractBaseUser, slug: str = "", **settings: Any
+) -> Project:
+    """Create a project; its creator becomes an admin member."""
+    unknown = set(settings) - EDITABLE_FIELDS
+    if unknown:
+        raise ValidationFailed(f"Unknown project setting(s): {sorted(unknown)}.")
+    _check_settings(settings)
+    slug = slug or slugify(name)[:100]
+    if not slug:
+        raise ValidationFailed("The project needs a name with letters or digits.", field="name")
+    if Project.objects.filter(slug=slug).exists():
+        raise Conflict(f"A project with slug {slug!r} already exists.", field="slug")
+    with transaction.atomic():
+        project = Project.objects.create(name=name, slug=slug, **settings)
+        Membership.objects.create(project=project, user=owner, role=Role.ADMIN)
+    return project
+
+
+def project_update(*, project: Project, **changes: Any) -> Project:
+    unknown = set(changes) - EDITABLE_FIELDS
+    if unknown:
+        raise ValidationFailed(f"Unknown project setting(s): {sorted(unknown)}.")
+    _check_settings(changes)
+    for field, value in changes.items():
+        setattr(project, field, value)
+    project.full_clean(exclude=["slug"])
+    project.save(update_fields=list(changes))
+    return project
+
+
+def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
+    if role not in Role.values:
+        raise ValidationFailed(f"role must be one of {Role.values}.", field="role")
+    membership, _ = Membership.objects.update_or_create(
+        project=project, user=user, defaults={"role": role}
+    )
+    return membership

@@ -1,0 +1,12 @@
+"""Web pages (server-rendered). The API lives under /api/ (annotation/api/urls.py)."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from annotation.views import home
+
+urlpatterns = [
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", home.home, name="home"),
+]

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from tests.factories import ProjectFactory, make_rater
+
+
+@pytest.fixture
+def project(db):
+    return ProjectFactory(overlap=2)
+
+
+@pytest.fixture
+def rater(project):
+    return make_rater(project)
+
+
+@pytest.fixture
+def manager(project):
+    return make_rater(project, role="manager")
+
+
+@pytest.fixture
+def api():
+    def client_for(user=None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            client.force_authenticate(user)
+        return client
+
+    return client_for
+
+
+@pytest.fixture
+def on_postgres() -> bool:
+    return connection.vendor == "postgresql"

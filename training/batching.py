@@ -1,0 +1,80 @@
+"""Length-bucketed, deterministic batching and padding.
+
+Order is a pure function of ``(seed, epoch)``: examples are shuffled, cut into windows of
+``bucket_window`` steps, sorted by length inside a window (so a step holds similar lengths and
+padding is small), cut into steps, and the steps are shuffled. Resuming at step ``s`` therefore
+needs no saved sampler state, and every process of a distributed run computes the same plan.
+
+A step's examples are split into ``grad_accum * world_size`` contiguous micro-batches; micro-batch
+``i`` of process ``r`` is piece ``i * world_size + r``. The loss of each micro-batch is weighted by
+its share of the step's units (examples or tokens), so any split of the same step gives the same
+gradient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+IGNORE = -100
+
+
+def plan_epoch(
+    lengths: Sequence[int], step_size: int, *, seed: int, epoch: int, window: int
+) -> list[list[int]]:
+    """Indices of the examples of each optimizer step of one epoch."""
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = torch.randperm(len(lengths), generator=g).tolist()
+    steps: list[list[int]] = []
+    span = step_size * window
+    for start in range(0, len(order), span):
+        chunk = sorted(order[start : start + span], key=lambda i: (-lengths[i], i))
+        steps.extend(chunk[j : j + step_size] for j in range(0, len(chunk), step_size))
+    perm = torch.randperm(len(steps), generator=g).tolist()
+    return [steps[i] for i in perm]
+
+
+def split_step(indices: Sequence[int], pieces: int) -> list[list[int]]:
+    """Split into ``pieces`` contiguous near-equal parts (some may be empty)."""
+    base, extra = divmod(len(indices), pieces)
+    out, pos = [], 0
+    for p in range(pieces):
+        n = base + (1 if p < extra else 0)
+        out.append(list(indices[pos : pos + n]))
+        pos += n
+    return out
+
+
+def pad_sequences(
+    seqs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int
+) -> dict[str, torch.Tensor]:
+    """Right-pad (prompt, response) id pairs; labels mask prompt and padding with -100."""
+    width = max(len(p) + len(r) for p, r in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(seqs), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, (p, r) in enumerate(seqs):
+        n = len(p) + len(r)
+        ids[row, :n] = torch.tensor([*p, *r], dtype=torch.long)
+        labels[row, len(p) : n] = torch.tensor(list(r), dtype=torch.long)
+        mask[row, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}  # each (B, T)
+
+
+def left_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Left-pad prompts for generation."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, s in enumerate(seqs):
+        if s:
+            ids[row, width - len(s) :] = torch.tensor(list(s), dtype=torch.long)
+            mask[row, width - len(s) :] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Batches for inference (eval, reference log-probs): longest first, little padding."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]

@@ -1,0 +1,82 @@
+"""Helpers the trainers share: loading and splitting records, artifact metadata, saving."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from training.artifacts import save_artifact
+from training.config import TrainConfig
+from training.loop import barrier, is_main
+from training.modeling import data_hash, unwrap_for_save
+from training.records import LoadReport, filter_records, load_jsonl
+
+
+def load_splits(
+    config: TrainConfig,
+    kind: str,
+    train_records: Sequence[Any] | None,
+    eval_records: Sequence[Any] | None,
+) -> tuple[list[Any], list[Any], dict[str, int]]:
+    """Train and eval records, from memory or ``config.train_file``/``eval_file``, with counts.
+
+    Without eval records, ``eval_fraction`` of train (a seeded random subset) is held out.
+    """
+    counts: dict[str, int] = {}
+    if train_records is None:
+        if not config.train_file:
+            raise ValueError("train_file: required when no records are passed in")
+        train, report = load_jsonl(config.train_file, kind, strict=config.strict_data)
+    else:
+        report = LoadReport()
+        train = filter_records(train_records, report)
+    counts.update({f"train/{k}": v for k, v in report.as_dict().items()})
+    if eval_records is None and config.eval_file:
+        evals, ereport = load_jsonl(config.eval_file, kind, strict=config.strict_data)
+        counts.update({f"eval/{k}": v for k, v in ereport.as_dict().items()})
+    elif eval_records is not None:
+        evals = filter_records(eval_records)
+    elif config.eval_fraction > 0:
+        order = list(range(len(train)))
+        random.Random(config.seed).shuffle(order)
+        n_eval = max(1, int(len(train) * config.eval_fraction))
+        held = set(order[:n_eval])
+        evals = [r for i, r in enumerate(train) if i in held]
+        train = [r for i, r in enumerate(train) if i not in held]
+    else:
+        evals = []
+    counts["train_records"] = len(train)
+    counts["eval_records"] = len(evals)
+    if not train:
+        raise ValueError("no usable training records (all were skipped or none given)")
+    return train, evals, counts
+
+
+def metadata(
+    config: TrainConfig, trainer: str, counts: dict[str, int], metrics: dict[str, float], data: Any
+) -> dict[str, Any]:
+    return {
+        "trainer": trainer,
+        "config": dataclasses.asdict(config),
+        "data_hash": data_hash(data),
+        "counts": counts,
+        "metrics": metrics,
+    }
+
+
+def save_final(
+    model: Any, tokenizer: Any, config: TrainConfig, meta: dict[str, Any]
+) -> Path | None:
+    """Rank 0 writes the artifact atomically to ``config.output_dir``; others wait."""
+    path = None
+    if is_main():
+        path = save_artifact(unwrap_for_save(model), tokenizer, config.output_dir, meta)
+    barrier()
+    return path if path is not None else Path(config.output_dir)
+
+
+def mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0

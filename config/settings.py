@@ -91,7 +91,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # A file, not shared-cache memory, so concurrent test threads get real separate connections.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    _test_name = os.environ.get("TEST_DATABASE_NAME", "test")
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"{_test_name}.sqlite3")}
 else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     if os.environ.get("TEST_DATABASE_NAME"):

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from annotation.api import imports, labeling, models, projects
 
@@ -50,4 +50,6 @@ urlpatterns = [
     ),
     path("judgments/<int:judgment_id>/", labeling.JudgmentDetailApi.as_view(), name="api-judgment"),
     path("judgments/<int:judgment_id>/revise/", labeling.ReviseApi.as_view(), name="api-revise"),
+    path("", include("annotation.api.insight_urls")),
+    path("", include("annotation.api.loop_urls")),
 ]

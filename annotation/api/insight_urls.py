@@ -1,0 +1,3 @@
+"""API routes for metrics, dashboards and exports (managers)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""API routes for the training loop: retrain now, runs, model versions actions."""
+
+urlpatterns: list = []

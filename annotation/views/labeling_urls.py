@@ -1,0 +1,3 @@
+"""Rater pages: project list, labeling page."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Manager pages: dashboards, rater quality, leaderboard, exports."""
+
+urlpatterns: list = []

@@ -17,7 +17,6 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from os.path import commonpath
 from typing import Any
 
 ROLES = ("system", "user", "assistant")
@@ -79,6 +78,16 @@ def _completion(value: object, what: str) -> str:
     return value
 
 
+def shared_prefix(a: str, b: str) -> str:
+    """The longest common prefix of two strings, character by character."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return a[:n]
+
+
 def split_hh_dialogue(prompt_text: str) -> list[dict[str, str]]:
     """``"\\n\\nHuman: a\\n\\nAssistant: b\\n\\nHuman: c"`` → user a, assistant b, user c."""
     parts = HH_TURN.split(prompt_text)
@@ -98,7 +107,7 @@ def _hh_record(obj: dict[str, Any], line: int) -> ImportRecord:
     chosen_text, rejected_text = obj["chosen"], obj["rejected"]
     if not isinstance(chosen_text, str) or not isinstance(rejected_text, str):
         raise LineError("chosen and rejected must be strings")
-    shared = commonpath([chosen_text, rejected_text])
+    shared = shared_prefix(chosen_text, rejected_text)
     cut = shared.rfind(HH_ASSISTANT)
     if cut < 0:
         raise LineError("chosen and rejected share no turn ending in '\\n\\nAssistant:'")

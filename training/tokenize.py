@@ -112,7 +112,9 @@ class Encoder:
         return tuple(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def prompt(self, prompt: Prompt) -> tuple[tuple[int, ...], bool]:
-        key = prompt
+        key = (
+            prompt if isinstance(prompt, str) else tuple((m["role"], m["content"]) for m in prompt)
+        )
         if key not in self._cache:
             text, space = render_prompt(self.tokenizer, prompt)
             ids = self.ids(text)

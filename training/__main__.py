@@ -1,0 +1,236 @@
+"""Command line: ``python -m training {rm,dpo,kto,sft,generate,score,eval} --config FILE.toml``.
+
+Options come from a flat TOML file (``key = value`` per field) and ``--key=value`` overrides on
+the command line, which win. ``python -m training CMD --help`` lists every option with its help
+text (taken from :mod:`training.config`). A bad option or data line stops the run before any
+training with a message naming the field or ``FILE:LINE``; the exit status is 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tomllib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from training.config import (
+    ConfigError,
+    DPOConfig,
+    EvalConfig,
+    GenerateConfig,
+    KTOConfig,
+    RewardConfig,
+    ScoreConfig,
+    SFTConfig,
+    build_config,
+)
+from training.records import DataError
+
+COMMANDS: dict[str, tuple[type, str]] = {
+    "rm": (RewardConfig, "Train a reward model on preference pairs (JSONL)."),
+    "dpo": (DPOConfig, "Train a policy with DPO on preference pairs (JSONL)."),
+    "kto": (KTOConfig, "Train a policy with KTO on desirable/undesirable examples (JSONL)."),
+    "sft": (SFTConfig, "Supervised fine-tuning on demonstrations (JSONL)."),
+    "generate": (GenerateConfig, "Sample k responses per prompt."),
+    "score": (ScoreConfig, "Score (prompt, response) pairs with a reward model."),
+    "eval": (EvalConfig, "Compare a policy with its parent, judged by a reward model."),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training", description=__doc__.split("\n\n")[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (cls, help_text) in COMMANDS.items():
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=f"{help_text}\n\n{(cls.__doc__ or '').strip()}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.add_argument("--config", metavar="FILE.toml", help="TOML file with the options below.")
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else None
+            p.add_argument(
+                f"--{f.name}",
+                metavar=str(f.type).upper().replace("TUPLE[STR, ...]", "A,B"),
+                default=argparse.SUPPRESS,
+                help=f"{f.metadata.get('help', '')} (default: {default!r})",
+            )
+    return parser
+
+
+def load_config(cls: type, config_file: str | None, overrides: dict[str, Any]) -> Any:
+    values: dict[str, Any] = {}
+    if config_file:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigError(f"--config: no such file {path}")
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"--config: {path} is not valid TOML ({exc})") from None
+    values.update(overrides)
+    return build_config(cls, values)
+
+
+def _read_jsonl(path: str, field_names: Sequence[str]) -> list[dict[str, Any]]:
+    rows = []
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: no such file")
+    with p.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{p}:{lineno}: malformed JSON ({exc.msg})") from None
+            if not isinstance(obj, dict) or not any(f in obj for f in field_names):
+                raise DataError(f"{p}:{lineno}: expected an object with {' or '.join(field_names)}")
+            rows.append(obj)
+    return rows
+
+
+def _write_jsonl(path: str, rows: list[dict[str, Any]]) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with Path(path).open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row) + "\n")
+
+
+def _train(module_name: str) -> Callable[[Any], Any]:
+    def command(config: Any) -> dict[str, Any]:
+        import importlib
+
+        module = importlib.import_module(f"training.trainers.{module_name}")
+        config = dataclasses.replace(config, progress_bar=True)
+        result = module.run(config)
+        return {
+            "artifact": str(result.artifact_path),
+            "metrics": result.metrics,
+            "counts": result.counts,
+            "tokens_per_second": result.tokens_per_second,
+        }
+
+    return command
+
+
+def _generate(config: GenerateConfig) -> dict[str, Any]:
+    from training.generate import generate
+    from training.modeling import load_causal_lm, load_tokenizer, pick_device
+
+    rows = _read_jsonl(config.prompts_file, ["prompt"])
+    tok = load_tokenizer(config.model)
+    model = load_causal_lm(config.model, pick_device(config.device))
+    samples = generate(
+        model,
+        tok,
+        [r["prompt"] for r in rows],
+        k=config.k,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        max_new_tokens=config.max_new_tokens,
+        max_prompt_length=config.max_prompt_length,
+        batch_size=config.batch_size,
+        seed=config.seed,
+    )
+    out = [
+        {
+            "prompt": r["prompt"],
+            "samples": [{"text": s.text, "logprobs": list(s.logprobs)} for s in ss],
+        }
+        for r, ss in zip(rows, samples, strict=True)
+    ]
+    if config.output_file:
+        _write_jsonl(config.output_file, out)
+    return {
+        "prompts": len(rows),
+        "samples": sum(len(s) for s in samples),
+        "output": config.output_file,
+    }
+
+
+def _score(config: ScoreConfig) -> dict[str, Any]:
+    from training.generate import score
+    from training.modeling import load_reward_model, load_tokenizer, pick_device
+
+    rows = _read_jsonl(config.input_file, ["response", "completion"])
+    tok = load_tokenizer(config.model)
+    model = load_reward_model(config.model, pick_device(config.device), tok.pad_token_id)
+    pairs = [(r.get("prompt", ""), r.get("response", r.get("completion", ""))) for r in rows]
+    rewards = score(
+        model,
+        tok,
+        pairs,
+        batch_size=config.batch_size,
+        max_length=config.max_length,
+        max_prompt_length=config.max_prompt_length,
+    )
+    out = [{**r, "reward": v} for r, v in zip(rows, rewards, strict=True)]
+    if config.output_file:
+        _write_jsonl(config.output_file, out)
+    return {"scored": len(rows), "mean_reward": sum(rewards) / max(1, len(rewards))}
+
+
+def _eval(config: EvalConfig) -> dict[str, Any]:
+    from training.evaluate import compare_policies
+    from training.modeling import load_causal_lm, load_reward_model, load_tokenizer, pick_device
+
+    rows = _read_jsonl(config.prompts_file, ["prompt"])
+    if config.max_prompts:
+        rows = rows[: config.max_prompts]
+    device = pick_device(config.device)
+    tok, rm_tok = load_tokenizer(config.policy), load_tokenizer(config.reward_model)
+    metrics = compare_policies(
+        load_causal_lm(config.policy, device),
+        load_causal_lm(config.parent, device),
+        tok,
+        load_reward_model(config.reward_model, device, rm_tok.pad_token_id),
+        rm_tok,
+        [r["prompt"] for r in rows],
+        temperature=config.temperature,
+        top_p=config.top_p,
+        max_new_tokens=config.max_new_tokens,
+        max_prompt_length=config.max_prompt_length,
+        batch_size=config.batch_size,
+        seed=config.seed,
+    )
+    if config.output_file:
+        Path(config.output_file).write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    return metrics
+
+
+HANDLERS: dict[str, Callable[[Any], Any]] = {
+    "rm": _train("reward_model"),
+    "dpo": _train("dpo"),
+    "kto": _train("kto"),
+    "sft": _train("sft"),
+    "generate": _generate,
+    "score": _score,
+    "eval": _eval,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = vars(build_parser().parse_args(argv))
+    command, config_file = args.pop("command"), args.pop("config", None)
+    cls = COMMANDS[command][0]
+    try:
+        config = load_config(cls, config_file, args)
+        result = HANDLERS[command](config)
+    except (ConfigError, DataError, FileExistsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

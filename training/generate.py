@@ -1,0 +1,121 @@
+"""Sampling k responses per prompt, and scoring (prompt, response) pairs with a reward model.
+
+Generation is batched with left padding (decoder-only models continue from the right edge).
+Sampling is seeded per batch, so the same seed, prompts and batch size give the same samples.
+Each sample carries the per-token log-probabilities of the *model* (temperature 1, before top-p),
+which is what a KL to a reference needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from training.batching import left_pad, pad_sequences
+from training.modeling import to_device
+from training.records import Prompt
+from training.tokenize import Encoder, classifier_ids, n_special_tokens
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One generated response."""
+
+    text: str
+    token_ids: tuple[int, ...]
+    logprobs: tuple[float, ...]  # log p(token_t | prompt, tokens < t) under the sampling model
+
+    @property
+    def logprob(self) -> float:
+        return sum(self.logprobs)
+
+
+@torch.no_grad()
+def generate(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[Prompt],
+    *,
+    k: int = 1,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    max_new_tokens: int = 64,
+    max_prompt_length: int = 256,
+    batch_size: int = 8,
+    seed: int = 0,
+) -> list[list[Sample]]:
+    """``k`` samples for each prompt (``temperature == 0``: greedy, the k samples are equal)."""
+    model.eval()
+    device = next(model.parameters()).device
+    encoder = Encoder(
+        tokenizer, max_length=max_prompt_length + 1, max_prompt_length=max_prompt_length
+    )
+    prompt_ids = [encoder.prompt(p)[0] for p in prompts]
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    expanded = [i for i in range(len(prompts)) for _ in range(k)]
+    out: list[list[Sample]] = [[] for _ in prompts]
+    for b, start in enumerate(range(0, len(expanded), batch_size)):
+        rows = expanded[start : start + batch_size]
+        batch = to_device(left_pad([prompt_ids[i] for i in rows], pad), device)  # (B, P)
+        torch.manual_seed(seed * 1_000_003 + b)
+        sampling = temperature > 0
+        gen = model.generate(
+            **batch,
+            do_sample=sampling,
+            temperature=temperature if sampling else None,
+            top_p=top_p if sampling else None,
+            top_k=None,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=pad,
+            eos_token_id=eos,
+            output_logits=True,
+            return_dict_in_generate=True,
+        )
+        new = gen.sequences[:, batch["input_ids"].shape[1] :]  # (B, N)
+        logits = torch.stack(gen.logits, dim=1).float()  # (B, N, V) raw model logits
+        logps = torch.log_softmax(logits, -1).gather(-1, new[..., None]).squeeze(-1)  # (B, N)
+        for row, i in enumerate(rows):
+            ids = new[row].tolist()
+            n = ids.index(eos) + 1 if eos is not None and eos in ids else len(ids)
+            ids = [t for t in ids[:n] if t != pad]
+            text = tokenizer.decode(ids, skip_special_tokens=True)
+            out[i].append(Sample(text, tuple(ids), tuple(logps[row, : len(ids)].tolist())))
+    return out
+
+
+@torch.no_grad()
+def score(
+    reward_model: Any,
+    tokenizer: Any,
+    pairs: Sequence[tuple[Prompt, str]],
+    *,
+    batch_size: int = 16,
+    max_length: int = 512,
+    max_prompt_length: int = 256,
+) -> list[float]:
+    """Reward of each (prompt, response), in batches sorted by length."""
+    reward_model.eval()
+    device = next(reward_model.parameters()).device
+    encoder = Encoder(
+        tokenizer,
+        max_length=max_length - n_special_tokens(tokenizer),
+        max_prompt_length=max_prompt_length,
+    )
+    seqs = [encoder.encode(p, r) for p, r in pairs]
+    order = sorted(range(len(seqs)), key=lambda i: -seqs[i].length)
+    rewards = [0.0] * len(seqs)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        batch = pad_sequences(
+            [classifier_ids(tokenizer, seqs[i]) for i in idx], tokenizer.pad_token_id
+        )
+        batch = to_device(batch, device)
+        logits = reward_model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+        ).logits
+        for i, v in zip(idx, logits.squeeze(-1).float().tolist(), strict=True):
+            rewards[i] = v
+    return rewards

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -30,6 +32,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         if exc.field:
             body["field"] = exc.field
         return Response(body, status=exc.status_code)
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return Response(
+            {"error": f"Request body too large: the limit is {limit} bytes."}, status=413
+        )
     if isinstance(exc, DjangoValidationError):
         return Response({"error": "; ".join(exc.messages)}, status=400)
     response = drf_exception_handler(exc, context)

@@ -1,0 +1,45 @@
+"""Binomial proportions with intervals (Wilson score, via statsmodels) and a two-sided test."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from scipy.stats import binomtest
+from statsmodels.stats.proportion import proportion_confint
+
+
+@dataclass(frozen=True)
+class Proportion:
+    """``successes`` out of ``n``; ``low``/``high`` the 95% Wilson interval; ``p_value`` of a
+    two-sided exact binomial test against ``expected``; ``biased`` when the interval excludes it."""
+
+    successes: int
+    n: int
+    share: float | None
+    low: float | None
+    high: float | None
+    expected: float
+    p_value: float | None
+    biased: bool
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def proportion(successes: int, n: int, *, expected: float = 0.5, alpha: float = 0.05) -> Proportion:
+    """Share with its Wilson interval. ``n == 0`` gives an empty (None) estimate, never biased."""
+    successes, n = int(successes), int(n)
+    if n == 0:
+        return Proportion(0, 0, None, None, None, expected, None, False)
+    low, high = proportion_confint(successes, n, alpha=alpha, method="wilson")
+    p_value = float(binomtest(successes, n, expected).pvalue)
+    return Proportion(
+        successes=successes,
+        n=n,
+        share=successes / n,
+        low=float(low),
+        high=float(high),
+        expected=expected,
+        p_value=p_value,
+        biased=bool(low > expected or high < expected),
+    )

@@ -116,10 +116,7 @@ def _features(counts: np.ndarray) -> tuple[np.ndarray, dict[str, slice]]:
     coinc = (outer / (m - 1)[:, None, None]).reshape(len(counts), k * k)
     agree = (counts * (counts - 1)).sum(1, keepdims=True)
     pairs = (m * (m - 1))[:, None]
-    if len(counts):
-        modal = np.bincount(m.astype(int)).argmax()
-    else:
-        modal = 0
+    modal = np.bincount(m.astype(int)).argmax() if len(counts) else 0
     eq = (m == modal).astype(float)[:, None]
     p_i = np.zeros_like(eq)
     if modal > 1:
@@ -175,9 +172,9 @@ def agreement_summary(
         "alpha": krippendorff_alpha(usable, level),
     }
     items = {
-        "percent": int(len(usable)),
-        "fleiss": int(len(fleiss_items(usable))),
-        "alpha": int(len(usable)),
+        "percent": len(usable),
+        "fleiss": len(fleiss_items(usable)),
+        "alpha": len(usable),
     }
     out = {}
     for name, value in points.items():

@@ -199,7 +199,8 @@ def test_bradley_terry_matches_logistic_regression() -> None:
     np.testing.assert_allclose(logp[1:] - logp[0], fit.params, atol=1e-6)
     board = bradley_terry.leaderboard(["s0", "s1", "s2", "s3"], wins, prior=0.0, n_boot=100)
     assert list(np.argsort(-board.rating)) == [2, 1, 0, 3]
-    assert np.all(board.low <= board.rating) and np.all(board.rating <= board.high)
+    assert np.all(board.low <= board.rating)
+    assert np.all(board.rating <= board.high)
     assert board.win_rate[2, 3] + board.win_rate[3, 2] == pytest.approx(1.0)
 
 

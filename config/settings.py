@@ -146,6 +146,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "ModelKindEnum": "annotation.models.ModelKind",
+        "TaskKindEnum": "annotation.models.TaskKind",
+    },
 }
 
 # Celery: Redis when REDIS_URL is set; otherwise a broker kept in local files (no server).

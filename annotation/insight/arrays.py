@@ -1,0 +1,172 @@
+"""Judgments and tasks as numpy arrays, fetched by SQL (one round trip per array set).
+
+Pairwise codes used throughout:
+
+- ``shown``: the choice as displayed: 0 = A (first/left), 1 = B, 2 = tie, 3 = both bad;
+- ``canon``: the choice in the task's own response order (position 0 / 1), which is what raters
+  agree or disagree on (each rater may have seen a different display order): 0 = the task's first
+  response won, 1 = the second won, 2 = tie, 3 = both bad;
+- ``scale``: the signed strength on one ordinal scale of 9 points: 0..3 = second response much ..
+  negligibly better, 4 = tie, 5..8 = first response negligibly .. much better; both-bad is not on
+  the scale (missing, -1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from django.db import connection
+from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models.functions import Coalesce, Length
+
+from annotation.models import Judgment, JudgmentSource, TaskKind, TaskResponse
+
+SHOWN_CODES = {"A": 0, "B": 1, "tie": 2, "both_bad": 3}
+CANON_LABELS = ["first", "second", "tie", "both_bad"]
+N_SCALE = 9
+MISSING = -1
+
+
+def fetch_int_matrix(queryset: QuerySet, n_cols: int) -> np.ndarray:
+    """Run a ``values_list`` queryset of integer columns straight on the cursor: (rows, n_cols).
+
+    Skips model instantiation and Django's per-row iterator; psycopg builds the tuples in C."""
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    if not rows:
+        return np.zeros((0, n_cols), dtype=np.int64)
+    return np.array(rows, dtype=np.int64)
+
+
+def _int(expr, default: int = MISSING):
+    return Coalesce(expr, Value(default), output_field=IntegerField())
+
+
+@dataclass
+class PairwiseTasks:
+    """The project's two-response tasks, sorted by id."""
+
+    task_ids: np.ndarray
+    first: np.ndarray  # response id at position 0
+    second: np.ndarray
+    first_len: np.ndarray  # characters
+    second_len: np.ndarray
+    is_gold: np.ndarray  # bool
+
+    def index_of(self, task_ids: np.ndarray) -> np.ndarray:
+        """Row of each task id (-1 when the task is not a two-response pairwise task)."""
+        pos = np.searchsorted(self.task_ids, task_ids)
+        pos = np.minimum(pos, max(len(self.task_ids) - 1, 0))
+        found = len(self.task_ids) > 0
+        ok = (self.task_ids[pos] == task_ids) if found else np.zeros(len(task_ids), bool)
+        return np.where(ok, pos, -1)
+
+
+def pairwise_tasks(project_id: int) -> PairwiseTasks:
+    qs = (
+        TaskResponse.objects.filter(task__project_id=project_id, task__kind=TaskKind.PAIRWISE)
+        .order_by("task_id", "position")
+        .values_list(
+            "task_id",
+            "position",
+            "response_id",
+            Length("response__text"),
+            Case(When(task__is_gold=True, then=Value(1)), default=Value(0)),
+        )
+    )
+    m = fetch_int_matrix(qs, 5)
+    first_rows = m[m[:, 1] == 0]
+    second_rows = m[m[:, 1] == 1]
+    common = np.intersect1d(first_rows[:, 0], second_rows[:, 0])
+    first_rows = first_rows[np.isin(first_rows[:, 0], common)]
+    second_rows = second_rows[np.isin(second_rows[:, 0], common)]
+    return PairwiseTasks(
+        task_ids=first_rows[:, 0],
+        first=first_rows[:, 2],
+        second=second_rows[:, 2],
+        first_len=first_rows[:, 3],
+        second_len=second_rows[:, 3],
+        is_gold=first_rows[:, 4].astype(bool),
+    )
+
+
+@dataclass
+class PairwiseJudgments:
+    """Current pairwise judgments joined to their task (one entry per judgment)."""
+
+    ids: np.ndarray
+    task_row: np.ndarray  # index into PairwiseTasks
+    rater: np.ndarray  # -1 for imported labels without a rater
+    shown: np.ndarray
+    canon: np.ndarray
+    scale: np.ndarray
+    strength: np.ndarray  # 0 when none
+    preferred: np.ndarray  # response id, -1 when none
+    time_ms: np.ndarray  # -1 when unknown
+    human: np.ndarray  # bool: submitted by a rater here (imported labels have no display order)
+    gold: np.ndarray  # bool
+    chose_longer: np.ndarray  # 1 / 0; -1 when no winner or equal lengths
+
+
+def pairwise_judgments(project_id: int, tasks: PairwiseTasks) -> PairwiseJudgments:
+    choice_code = Case(
+        *[When(choice=label, then=Value(code)) for label, code in SHOWN_CODES.items()],
+        default=Value(MISSING),
+        output_field=IntegerField(),
+    )
+    qs = (
+        Judgment.objects.filter(project_id=project_id, kind=TaskKind.PAIRWISE, is_current=True)
+        .order_by()
+        .values_list(
+            "id",
+            "task_id",
+            _int("rater_id"),
+            choice_code,
+            _int("strength", 0),
+            _int("preferred_response_id"),
+            _int("time_spent_ms"),
+            Case(When(source=JudgmentSource.HUMAN, then=Value(1)), default=Value(0)),
+        )
+    )
+    m = fetch_int_matrix(qs, 8)
+    row = tasks.index_of(m[:, 1])
+    keep = (row >= 0) & (m[:, 3] >= 0)
+    m, row = m[keep], row[keep]
+    shown, strength, preferred = m[:, 3], m[:, 4], m[:, 5]
+    first, second = tasks.first[row], tasks.second[row]
+    canon = np.where(preferred == first, 0, np.where(preferred == second, 1, shown))
+    canon = np.where((canon < 2) & (preferred < 0), MISSING, canon)
+    s = np.clip(strength, 1, 4)
+    scale = np.select([canon == 0, canon == 1, canon == 2], [4 + s, 4 - s, 4], default=MISSING)
+    len_pref = np.where(canon == 0, tasks.first_len[row], tasks.second_len[row])
+    len_other = np.where(canon == 0, tasks.second_len[row], tasks.first_len[row])
+    decided = (canon < 2) & (canon >= 0) & (len_pref != len_other)
+    chose_longer = np.where(decided, (len_pref > len_other).astype(int), MISSING)
+    return PairwiseJudgments(
+        ids=m[:, 0],
+        task_row=row,
+        rater=m[:, 2],
+        shown=shown,
+        canon=canon,
+        scale=scale,
+        strength=strength,
+        preferred=preferred,
+        time_ms=m[:, 6],
+        human=m[:, 7].astype(bool),
+        gold=tasks.is_gold[row],
+        chose_longer=chose_longer,
+    )
+
+
+def payload_rows(project_id: int, kind: str, *, gold: bool | None = False) -> list[tuple]:
+    """(task_id, rater_id, payload) of current judgments of ``kind`` (rankings, ratings).
+
+    These kinds keep their answer in JSON, so they are parsed in Python; they are a small share
+    of a project's judgments (each one already covers k responses)."""
+    qs = Judgment.objects.filter(project_id=project_id, kind=kind, is_current=True)
+    if gold is not None:
+        qs = qs.filter(task__is_gold=gold)
+    return list(qs.order_by("task_id", "rater_id").values_list("task_id", "rater_id", "payload"))

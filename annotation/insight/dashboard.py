@@ -1,0 +1,95 @@
+"""The whole dashboard of a project: computed once, cached, refreshed by fingerprint.
+
+``dashboard_get`` serves the cached result when the project's fingerprint (newest judgment,
+assignment, task, exclusion change and run) has not moved. When it has moved, small projects are
+recomputed on the spot; big ones (over ``LARGE_PROJECT_JUDGMENTS``) get the stale result with
+``stale: True`` and are refreshed by the ``cpu`` worker, which calls :func:`insight_refresh`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.core.cache import cache
+from django.db.models import Count, Max
+from django.utils import timezone
+
+from annotation.insight import sections
+from annotation.insight.arrays import pairwise_judgments, pairwise_tasks
+from annotation.models import Assignment, Judgment, RaterExclusion, Task, TrainingRun
+
+CACHE_SECONDS = 24 * 3600
+LARGE_PROJECT_JUDGMENTS = 200_000
+SCHEMA = 1  # bump when the dashboard's shape changes
+
+
+def _key(project_id: int) -> str:
+    return f"insight:v{SCHEMA}:{project_id}"
+
+
+def fingerprint(project_id: int) -> list[Any]:
+    """Cheap (index-only) summary that changes whenever the dashboard could."""
+    j = Judgment.objects.filter(project_id=project_id).aggregate(m=Max("id"))
+    a = Assignment.objects.filter(project_id=project_id).aggregate(
+        m=Max("id"), f=Max("finished_at"), e=Max("expires_at")
+    )
+    t = Task.objects.filter(project_id=project_id).aggregate(m=Max("id"))
+    x = RaterExclusion.objects.filter(project_id=project_id).aggregate(
+        n=Count("id"), m=Max("lifted_at")
+    )
+    r = TrainingRun.objects.filter(project_id=project_id).aggregate(
+        m=Max("id"), f=Max("finished_at")
+    )
+    values = [j["m"], a["m"], a["f"], t["m"], x["n"], x["m"], r["m"], r["f"]]
+    return [v.isoformat() if hasattr(v, "isoformat") else v for v in values]
+
+
+def dashboard_compute(project_id: int) -> dict[str, Any]:
+    """Every section from scratch (SQL aggregation + numpy)."""
+    started = time.perf_counter()
+    now = timezone.now()
+    tasks = pairwise_tasks(project_id)
+    pw = pairwise_judgments(project_id, tasks)
+    tables: dict[str, dict] = {}
+    tables.update(sections.agreement_section(project_id, pw))
+    tables.update(sections.rater_section(project_id, pw))
+    throughput_tables, summary = sections.throughput_section(project_id, now)
+    tables.update(throughput_tables)
+    tables.update(sections.bias_section(project_id, pw))
+    tables.update(sections.leaderboard_section(project_id, pw, tasks))
+    run_tables, curves = sections.runs_section(project_id)
+    tables.update(run_tables)
+    summary["pairwise_judgments"] = len(pw.ids)
+    return {
+        "project_id": project_id,
+        "computed_at": now.isoformat(),
+        "compute_seconds": round(time.perf_counter() - started, 3),
+        "summary": summary,
+        "tables": tables,
+        "curves": curves,
+    }
+
+
+def insight_refresh(project_id: int) -> dict[str, Any]:
+    """Recompute and cache the dashboard (the ``cpu`` worker's entry point). Returns it."""
+    fp = fingerprint(project_id)
+    data = dashboard_compute(project_id)
+    cache.set(_key(project_id), {"fingerprint": fp, "data": data}, CACHE_SECONDS)
+    return data
+
+
+def insight_needs_refresh(project_id: int) -> bool:
+    cached = cache.get(_key(project_id))
+    return cached is None or cached["fingerprint"] != fingerprint(project_id)
+
+
+def dashboard_get(project_id: int, *, refresh: bool = False) -> dict[str, Any]:
+    """The cached dashboard; recomputed when stale unless the project is large (see module doc)."""
+    cached = None if refresh else cache.get(_key(project_id))
+    if cached is not None:
+        if cached["fingerprint"] == fingerprint(project_id):
+            return {**cached["data"], "stale": False}
+        if cached["data"]["summary"].get("pairwise_judgments", 0) > LARGE_PROJECT_JUDGMENTS:
+            return {**cached["data"], "stale": True}
+    return {**insight_refresh(project_id), "stale": False}

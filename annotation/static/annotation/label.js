@@ -73,13 +73,16 @@
   }
 
   // ---------------------------------------------------------------- messages
+  var sayTimer = null;
   function say(text, isError) {
     if (isError) {
       alertEl.textContent = text;
       alertEl.hidden = false;
-    } else {
-      statusEl.textContent = text;
+      return;
     }
+    statusEl.textContent = text;
+    clearTimeout(sayTimer);
+    if (text) sayTimer = setTimeout(function () { statusEl.textContent = ""; }, 4000);
   }
   function clearAlert() {
     alertEl.hidden = true;
@@ -445,6 +448,7 @@
       submit();
     });
     form.addEventListener("change", function () {
+      clearAlert();
       refresh();
       saveDraft();
     });
@@ -485,8 +489,7 @@
     refresh();
     saveDraft();
     text.focus();
-    text.setSelectionRange(0, 0);
-    text.scrollTop = 0;
+    text.setSelectionRange(text.value.length, text.value.length);
   }
 
   function bindDrag(form) {

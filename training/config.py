@@ -51,6 +51,7 @@ class TrainConfig:
     weight_decay: float = opt(0.0, "AdamW weight decay.")
     adam_beta1: float = opt(0.9, "AdamW beta1.")
     adam_beta2: float = opt(0.999, "AdamW beta2.")
+    adam_epsilon: float = opt(1e-8, "AdamW epsilon.")
     warmup_steps: int = opt(0, "Linear warm-up steps before the cosine decay.")
     min_lr_ratio: float = opt(0.0, "Cosine decays to learning_rate * min_lr_ratio.")
     num_epochs: int = opt(1, "Passes over the training data (ignored when max_steps > 0).")
@@ -86,6 +87,7 @@ class TrainConfig:
         _check(
             0 <= self.adam_beta1 < 1 and 0 <= self.adam_beta2 < 1, "adam_beta1", "betas in [0,1)"
         )
+        _check(self.adam_epsilon > 0, "adam_epsilon", "must be > 0")
         _check(self.warmup_steps >= 0, "warmup_steps", "must be >= 0")
         _check(0.0 <= self.min_lr_ratio <= 1.0, "min_lr_ratio", "must be in [0, 1]")
         _check(self.num_epochs >= 1, "num_epochs", "must be >= 1")

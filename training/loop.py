@@ -208,6 +208,7 @@ def fit(
         params,
         lr=config.learning_rate,
         betas=(config.adam_beta1, config.adam_beta2),
+        eps=config.adam_epsilon,
         weight_decay=config.weight_decay,
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -94,7 +94,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     _test_name = os.environ.get("TEST_DATABASE_NAME", "test")
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"{_test_name}.sqlite3")}
 else:
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Persistent connections; no per-request health-check round trip (a broken connection is
+    # dropped by Django after the error and the next request opens a new one).
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_flag("DB_HEALTH_CHECKS", default=False)
     if os.environ.get("TEST_DATABASE_NAME"):
         DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}
 

@@ -1,3 +1,14 @@
-"""API routes for the training loop: retrain now, runs, model versions actions."""
+"""API routes for the training loop: retrain now / policy status, one run's live detail."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from annotation.api import loop
+
+urlpatterns = [
+    path("projects/<int:project_id>/retrain/", loop.RetrainApi.as_view(), name="api-retrain"),
+    path(
+        "projects/<int:project_id>/training-runs/<int:run_id>/",
+        loop.TrainingRunDetailApi.as_view(),
+        name="api-training-run",
+    ),
+]

@@ -1,0 +1,177 @@
+"""Starting retrain cycles: the policy's automatic trigger and the manager's "retrain now".
+
+A cycle is a :class:`TrainingRun`. "Never two cycles of one project at once" is held by the
+database: the partial unique index ``one_active_run_per_project`` admits one queued/running run per
+project, so two beat ticks, two managers or a tick and a manager racing each other insert one row
+and the loser gets an ``IntegrityError`` (turned into ``None`` or a 409 here). No Python lock.
+
+The worker is told only after the run row is committed (``transaction.on_commit``): a rolled-back
+trigger never reaches the broker, and a worker never sees an id it cannot read. The message holds
+the run id only. This module sends by task *name* so the web process never imports the training
+stack (``annotation`` must not import torch).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from annotation.errors import Conflict, ValidationFailed
+from annotation.models import (
+    ACTIVE_RUN_STATUSES,
+    Judgment,
+    Project,
+    RaterExclusion,
+    RunStatus,
+    TrainingRun,
+)
+
+RUN_CYCLE_TASK = "loop.run_cycle"
+KNOWN_TRAINERS = {"rm", "dpo", "kto", "sft"}
+# Run-config keys a manager may override per run (documented in docs/loop.md).
+CONFIG_KEYS = {
+    "prompts_per_cycle",
+    "pairs_per_cycle",
+    "random_share",
+    "min_win_rate",
+    "max_kl",
+    "rm_epochs",
+    "policy_epochs",
+    "learning_rate",
+    "policy_learning_rate",
+    "beta",
+    "rm_pairs_prompts",
+    "eval_prompts",
+    "seed",
+    "device",
+}
+
+
+def enqueue_cycle(run_id: int) -> None:
+    """Send the cycle to the ``gpu`` queue (routing: ``workers/celery.py``)."""
+    from workers.celery import app
+
+    app.send_task(RUN_CYCLE_TASK, args=[run_id])
+
+
+def last_snapshot_max(*, project: Project) -> int:
+    """Highest judgment id consumed by the project's last successful cycle (0 if none)."""
+    last = (
+        TrainingRun.objects.filter(project=project, status=RunStatus.SUCCEEDED)
+        .order_by("-id")
+        .values_list("snapshot_max_judgment_id", flat=True)
+        .first()
+    )
+    return last or 0
+
+
+def new_judgment_count(*, project: Project) -> int:
+    """Current judgments, from raters not excluded, that arrived after the last snapshot."""
+    excluded = RaterExclusion.objects.filter(project=project, lifted_at__isnull=True)
+    return (
+        Judgment.objects.filter(
+            project=project,
+            is_current=True,
+            task__is_gold=False,
+            id__gt=last_snapshot_max(project=project),
+        )
+        .exclude(rater_id__in=excluded.values("rater_id"))
+        .count()
+    )
+
+
+def retrain_due(*, project: Project, now: Any = None) -> tuple[bool, str]:
+    """Whether the automatic policy wants a cycle now, and why (or why not)."""
+    if not project.auto_retrain:
+        return False, "auto_retrain is off"
+    now = now or timezone.now()
+    last = TrainingRun.objects.filter(project=project).order_by("-id").first()
+    if last is not None and last.status in ACTIVE_RUN_STATUSES:
+        return False, f"run {last.id} is {last.status}"
+    if last is not None and now - last.created_at < timedelta(minutes=project.min_interval_minutes):
+        return False, f"last run started less than {project.min_interval_minutes} min ago"
+    fresh = new_judgment_count(project=project)
+    if fresh < project.min_new_judgments:
+        return False, f"{fresh} new judgments < {project.min_new_judgments}"
+    return True, f"{fresh} new judgments"
+
+
+def _check_config(config: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(config, dict):
+        raise ValidationFailed("config must be a JSON object.", field="config")
+    unknown = sorted(set(config) - CONFIG_KEYS)
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown run option(s) {unknown}; allowed: {sorted(CONFIG_KEYS)}.", field="config"
+        )
+    for key, value in config.items():
+        if key == "device":
+            if value not in ("auto", "cpu") and not str(value).startswith("cuda"):
+                raise ValidationFailed("device must be 'auto', 'cpu' or 'cuda[:N]'.", "config")
+        elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ValidationFailed(f"config.{key} must be a number >= 0.", field="config")
+    if not 0 <= config.get("random_share", 0) <= 1:
+        raise ValidationFailed("config.random_share must be between 0 and 1.", field="config")
+    return config
+
+
+def retrain_claim(
+    *,
+    project: Project,
+    triggered_by: str,
+    config: dict[str, Any] | None = None,
+    enqueue: bool = True,
+) -> TrainingRun | None:
+    """Insert a queued run for ``project``; ``None`` when a cycle is already queued or running.
+
+    Locks: none in Python; the unique partial index on active runs decides between racing callers
+    (the insert runs in a savepoint so the caller's transaction survives losing). The cycle is
+    enqueued when the outermost transaction commits.
+    """
+    config = _check_config(dict(config or {}))
+    trainers = [t for t in project.trainers if t in KNOWN_TRAINERS] or ["rm", "dpo"]
+    try:
+        with transaction.atomic():
+            run = TrainingRun.objects.create(
+                project=project,
+                trainers=trainers,
+                config=config,
+                status=RunStatus.QUEUED,
+                triggered_by=triggered_by,
+            )
+    except IntegrityError:
+        return None
+    if enqueue:
+        transaction.on_commit(lambda: enqueue_cycle(run.id))
+    return run
+
+
+def retrain_now(
+    *, project: Project, user: Any, config: dict[str, Any] | None = None
+) -> TrainingRun:
+    """The manager's "retrain now": a cycle regardless of the policy; 409 if one is active."""
+    run = retrain_claim(
+        project=project, triggered_by=f"manual:{getattr(user, 'pk', '')}", config=config
+    )
+    if run is None:
+        active = TrainingRun.objects.filter(project=project, status__in=ACTIVE_RUN_STATUSES).first()
+        raise Conflict(
+            f"A cycle of this project is already {getattr(active, 'status', 'active')} "
+            f"(run {getattr(active, 'id', '?')}); wait for it to finish."
+        )
+    return run
+
+
+def retrain_tick(*, now: Any = None) -> list[int]:
+    """One beat tick: claim a cycle for every project whose policy says so; return run ids."""
+    started = []
+    for project in Project.objects.filter(auto_retrain=True).order_by("id"):
+        due, _ = retrain_due(project=project, now=now)
+        if due:
+            run = retrain_claim(project=project, triggered_by="policy")
+            if run is not None:
+                started.append(run.id)
+    return started

@@ -1,0 +1,80 @@
+"""Active learning: which pairs of new candidates to put in front of raters.
+
+For each prompt the reward model scores the k candidates; a pair (a, b) is informative when the
+model cannot tell them apart. Under Bradley-Terry the model's belief that a beats b is
+``p = sigmoid(r_a - r_b)``; the pair's uncertainty is ``1 - |2p - 1|`` (1 = a coin flip, 0 =
+certain). We take the most uncertain pairs (at most ``per_prompt`` per prompt, so one prompt cannot
+swallow the budget) and fill ``random_share`` of the budget with pairs drawn uniformly at random
+from the rest, so the labels stay an unbiased sample too (the reward model's blind spots are, by
+definition, not where it is uncertain). Without scores (no reward model yet) every pair is random.
+
+The uncertainty becomes the task's ``priority``: raters get the most informative pairs first.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PairChoice:
+    prompt_id: int
+    response_ids: tuple[int, int]
+    uncertainty: float
+    reason: str  # "uncertain" or "random"
+
+
+def uncertainty(r_a: float, r_b: float) -> float:
+    """1 - |2 sigmoid(r_a - r_b) - 1| = 1 - |tanh((r_a - r_b) / 2)|."""
+    return 1.0 - abs(math.tanh((r_a - r_b) / 2.0))
+
+
+def select_pairs(
+    candidates: Mapping[int, Sequence[int]],
+    scores: Mapping[int, float] | None,
+    *,
+    budget: int,
+    random_share: float,
+    per_prompt: int = 2,
+    seed: int = 0,
+) -> list[PairChoice]:
+    """``budget`` pairs from each prompt's candidate responses (prompt id -> response ids)."""
+    if not 0.0 <= random_share <= 1.0:
+        raise ValueError(f"random_share must be in [0, 1], got {random_share}")
+    rng = random.Random(seed)
+    pool = [
+        PairChoice(
+            prompt_id,
+            (a, b),
+            uncertainty(scores[a], scores[b]) if scores else 1.0,
+            "uncertain",
+        )
+        for prompt_id, ids in sorted(candidates.items())
+        for a, b in itertools.combinations(ids, 2)
+    ]
+    if not scores:
+        rng.shuffle(pool)
+        return [PairChoice(c.prompt_id, c.response_ids, 0.0, "random") for c in pool[:budget]]
+    n_random = round(budget * random_share)
+    ranked = sorted(pool, key=lambda c: (-c.uncertainty, c.prompt_id, c.response_ids))
+    chosen: list[PairChoice] = []
+    per: Counter[int] = Counter()
+    for c in ranked:
+        if len(chosen) >= budget - n_random:
+            break
+        if per[c.prompt_id] < per_prompt:
+            chosen.append(c)
+            per[c.prompt_id] += 1
+    taken = {c.response_ids for c in chosen}
+    rest = [c for c in pool if c.response_ids not in taken]
+    rng.shuffle(rest)
+    chosen += [
+        PairChoice(c.prompt_id, c.response_ids, c.uncertainty, "random")
+        for c in rest[: budget - len(chosen)]
+    ]
+    return chosen

@@ -1,0 +1,238 @@
+"""The cycle's second half: new candidates from the new policy, the pairs worth labeling, tasks.
+
+Every generated :class:`Response` records the model version and sampling settings that produced it
+and its ``(generation_run, prompt, sample_index)``, which is unique in the database: a re-run of
+the step after a crash cannot create duplicates (and the step's rows commit together with its
+RunStep row anyway).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from typing import Any
+
+from annotation.models import (
+    ModelVersion,
+    Origin,
+    Project,
+    Prompt,
+    Response,
+    Task,
+    TaskKind,
+)
+from annotation.services.tasks import TaskSpec, task_specs_for_prompt, tasks_create
+from workers.active import select_pairs
+from workers.steps import Context
+
+
+class Models:
+    """Loads each model once per step (by artifact path) on the configured device."""
+
+    def __init__(self, device: str) -> None:
+        from training.modeling import pick_device
+
+        self.device = pick_device(device)
+        self._cache: dict[tuple[str, str], Any] = {}
+
+    def _get(self, kind: str, path: str) -> Any:
+        from training.modeling import load_causal_lm, load_reward_model, load_tokenizer
+
+        key = (kind, path)
+        if key not in self._cache:
+            if kind == "tok":
+                self._cache[key] = load_tokenizer(path)
+            elif kind == "lm":
+                self._cache[key] = load_causal_lm(path, self.device)
+            else:
+                tok = self.tokenizer(path)
+                self._cache[key] = load_reward_model(path, self.device, tok.pad_token_id)
+        return self._cache[key]
+
+    def tokenizer(self, path: str) -> Any:
+        return self._get("tok", path)
+
+    def policy(self, path: str) -> Any:
+        return self._get("lm", path)
+
+    def reward(self, path: str) -> Any:
+        return self._get("rm", path)
+
+
+def cycle_index(ctx: Context) -> int:
+    """How many cycles the project ran before this one (seeds depend on it, not on row ids, so a
+    seeded simulation is reproducible in any database)."""
+    from annotation.models import TrainingRun
+
+    return TrainingRun.objects.filter(project=ctx.project, id__lt=ctx.run.id).count()
+
+
+def eval_prompts(project: Project, n: int) -> list[Prompt]:
+    """Held-out prompts (split=eval); a project without any uses its newest train prompts."""
+    rows = list(Prompt.objects.filter(project=project, split="eval").order_by("id")[:n])
+    return rows or list(Prompt.objects.filter(project=project).order_by("-id")[:n])
+
+
+def _sample(models: Models, project: Project, path: str, prompts: list[Any], seed: int) -> Any:
+    from training.generate import generate
+
+    return generate(
+        models.policy(path),
+        models.tokenizer(path),
+        prompts,
+        k=project.samples_per_prompt,
+        temperature=project.temperature,
+        top_p=project.top_p,
+        max_new_tokens=project.max_new_tokens,
+        seed=seed,
+    )
+
+
+def scores_for(models: Models, judge: ModelVersion, items: list[tuple[Any, str]]) -> list[float]:
+    from training.generate import score
+
+    path = judge.artifact_path
+    return score(models.reward(path), models.tokenizer(path), items) if items else []
+
+
+def rm_pairs(ctx: Context, parent: ModelVersion) -> list[Any]:
+    """Extra DPO pairs labeled by this run's reward model: for ``rm_pairs_prompts`` train prompts
+    the parent samples k responses and the best and worst by reward form a pair (on-policy data at
+    no labeling cost; off by default)."""
+    from training.records import PreferencePair
+    from workers.pipelines import judge_version, prompts_needing_candidates
+
+    n, judge = int(ctx.cfg["rm_pairs_prompts"]), judge_version(ctx)
+    if n <= 0 or judge is None or judge.training_run_id != ctx.run.id:
+        return []
+    models = Models(ctx.cfg["device"])
+    prompts = [p.messages for p in prompts_needing_candidates(ctx.project, n)]
+    samples = _sample(models, ctx.project, parent.artifact_path, prompts, int(ctx.cfg["seed"]) + 7)
+    out = []
+    for prompt, group in zip(prompts, samples, strict=True):
+        texts = [s.text for s in group if s.text.strip()]
+        if len(set(texts)) < 2:
+            continue
+        rewards = scores_for(models, judge, [(prompt, t) for t in texts])
+        ranked = sorted(zip(rewards, texts, strict=True))
+        best, worst = ranked[-1], ranked[0]
+        out.append(PreferencePair(tuple(prompt), best[1], worst[1], 0.0))
+    return out
+
+
+def _generator(ctx: Context) -> ModelVersion:
+    """The newest policy of this run (best evaluated, else first); without one, the parent."""
+    from workers.pipelines import new_policies, policy_parent
+
+    promoted = ctx.results.get("register", {}).get("promoted_policy")
+    policies = new_policies(ctx)
+    for v in policies:
+        if v.id == promoted:
+            return v
+    return policies[0] if policies else policy_parent(ctx.project)
+
+
+def step_generate(ctx: Context) -> tuple[dict[str, Any], Any]:
+    from workers.pipelines import prompts_needing_candidates
+
+    version = _generator(ctx)
+    prompts = prompts_needing_candidates(ctx.project, int(ctx.cfg["prompts_per_cycle"]))
+    seed = int(ctx.cfg["seed"]) * 1000 + cycle_index(ctx)
+    models = Models(ctx.cfg["device"])
+    samples = _sample(
+        models, ctx.project, version.artifact_path, [p.messages for p in prompts], seed
+    )
+    params = {
+        "temperature": ctx.project.temperature,
+        "top_p": ctx.project.top_p,
+        "max_new_tokens": ctx.project.max_new_tokens,
+        "k": ctx.project.samples_per_prompt,
+        "seed": seed,
+    }
+    rows = [
+        Response(
+            prompt=prompt,
+            text=sample.text,
+            origin=Origin.MODEL,
+            source=version.name,
+            model_version=version,
+            generation_params=params,
+            generation_run=ctx.run,
+            sample_index=i,
+        )
+        for prompt, group in zip(prompts, samples, strict=True)
+        for i, sample in enumerate(group)
+        if sample.text.strip()  # an empty sample is nothing to judge
+    ]
+
+    def commit() -> None:
+        Response.objects.bulk_create(rows, ignore_conflicts=True)
+
+    return {"version": version.id, "prompts": len(prompts), "responses": len(rows)}, commit
+
+
+def _candidates(ctx: Context) -> dict[int, list[int]]:
+    by_prompt: dict[int, list[int]] = defaultdict(list)
+    for rid, pid in (
+        Response.objects.filter(generation_run=ctx.run).order_by("prompt_id", "sample_index")
+    ).values_list("id", "prompt_id"):
+        by_prompt[pid].append(rid)
+    return dict(by_prompt)
+
+
+def step_select(ctx: Context) -> tuple[dict[str, Any], Any]:
+    from workers.pipelines import judge_version
+
+    cands, judge = _candidates(ctx), judge_version(ctx)
+    scores = None
+    if judge is not None and cands:
+        rows = list(
+            Response.objects.filter(generation_run=ctx.run).select_related("prompt").order_by("id")
+        )
+        values = scores_for(
+            Models(ctx.cfg["device"]), judge, [(r.prompt.messages, r.text) for r in rows]
+        )
+        scores = {r.id: v for r, v in zip(rows, values, strict=True)}
+    chosen = select_pairs(
+        cands,
+        scores,
+        budget=int(ctx.cfg["pairs_per_cycle"]),
+        random_share=float(ctx.cfg["random_share"]),
+        seed=int(ctx.cfg["seed"]) * 1000 + cycle_index(ctx),
+    )
+    uncertain = [c.uncertainty for c in chosen if c.reason == "uncertain"]
+    return {
+        "judge": judge.id if judge else None,
+        "pairs": [[c.prompt_id, *c.response_ids, round(c.uncertainty, 4)] for c in chosen],
+        "selected": len(chosen),
+        "uncertain": len(uncertain),
+        "mean_uncertainty": round(sum(uncertain) / len(uncertain), 4) if uncertain else 0.0,
+    }, None
+
+
+def step_tasks(ctx: Context) -> tuple[dict[str, Any], Any]:
+    project = ctx.project
+    specs: list[TaskSpec] = []
+    if TaskKind.PAIRWISE in project.task_kinds:
+        specs += [
+            TaskSpec(TaskKind.PAIRWISE, pid, (a, b), priority=u)
+            for pid, a, b, u in ctx.results["select"]["pairs"]
+        ]
+    rng = random.Random(cycle_index(ctx))
+    for pid, ids in sorted(_candidates(ctx).items()):
+        specs += [
+            s
+            for s in task_specs_for_prompt(
+                project=project, prompt_id=pid, response_ids=ids, rng=rng
+            )
+            if s.kind != TaskKind.PAIRWISE
+        ]
+
+    def commit() -> None:
+        tasks = tasks_create(project=project, specs=specs)
+        Task.objects.filter(id__in=[t.id for t in tasks]).update(generation_run=ctx.run)
+
+    counts: dict[str, int] = defaultdict(int)
+    for s in specs:
+        counts[s.kind] += 1
+    return {"tasks": len(specs), **{f"tasks/{k}": v for k, v in counts.items()}}, commit

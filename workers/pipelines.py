@@ -1,0 +1,501 @@
+"""The retrain cycle: snapshot -> records -> reward model -> policy -> evaluate -> register ->
+generate -> select -> tasks (docs/loop.md walks through it).
+
+:func:`cycle_execute` claims the run with a conditional update, runs each step through
+:func:`workers.steps.run_step` (idempotent: a finished step is never redone) and marks the run
+succeeded, or failed with the error on a permanent failure. Transient errors (database or broker
+connection) propagate so the Celery task retries with backoff. Model versions become ``ready``
+only after their artifact directory is complete; the active model changes only in ``register``,
+inside one transaction, and only when the evaluation passes the project's rule.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import Count, F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from annotation.models import (
+    ACTIVE_RUN_STATUSES,
+    ModelKind,
+    ModelVersion,
+    Project,
+    RunStatus,
+    TrainingRun,
+    VersionStatus,
+)
+from workers import candidates
+from workers.records import build_records, eligible_judgments, snapshot_rows
+from workers.steps import (
+    DEFAULTS,
+    Context,
+    PermanentError,
+    artifact_complete,
+    clear_partial,
+    run_step,
+)
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    ConnectionError,
+    TimeoutError,
+)
+POLICY_TRAINERS = ("dpo", "kto", "sft")
+RECORD_FILES = {"preference": "pairs.jsonl", "unpaired": "unpaired.jsonl", "sft": "sft.jsonl"}
+
+
+def run_dir(run: TrainingRun) -> Path:
+    return Path(settings.LOOP_ARTIFACTS_DIR) / f"project-{run.project_id}" / f"run-{run.id}"
+
+
+def run_config(run: TrainingRun) -> dict[str, Any]:
+    cfg = {**DEFAULTS, "device": os.environ.get("LOOP_DEVICE", DEFAULTS["device"])}
+    cfg.update(run.config or {})
+    return cfg
+
+
+# ---------------------------------------------------------------- lineage helpers
+
+
+def base_version(project: Project) -> ModelVersion:
+    """The project's base model as a (ready) policy version: the root of every lineage."""
+    if not project.base_model:
+        raise PermanentError("The project has no base_model (a local model path) to train from.")
+    base = ModelVersion.objects.filter(
+        project=project, trainer="base", artifact_path=project.base_model
+    ).first()
+    if base is None:
+        base = ModelVersion.objects.create(
+            project=project,
+            name=f"{project.slug}-base",
+            kind=ModelKind.POLICY,
+            trainer="base",
+            artifact_path=project.base_model,
+            status=VersionStatus.READY,
+            config={"base_model": project.base_model},
+        )
+    return base
+
+
+def active_version(project: Project, kind: str) -> ModelVersion | None:
+    return ModelVersion.objects.filter(project=project, kind=kind, is_active=True).first()
+
+
+def policy_parent(project: Project) -> ModelVersion:
+    return active_version(project, ModelKind.POLICY) or base_version(project)
+
+
+def _version(ctx: Context, trainer: str, kind: str, parent: ModelVersion | None) -> ModelVersion:
+    """This run's version for ``trainer`` (unique per (run, trainer): a re-run finds it)."""
+    version, _ = ModelVersion.objects.get_or_create(
+        training_run=ctx.run,
+        trainer=trainer,
+        defaults={
+            "project": ctx.project,
+            "name": f"{ctx.project.slug}-r{ctx.run.id}-{trainer}",
+            "kind": kind,
+            "parent": parent,
+            "status": VersionStatus.TRAINING,
+        },
+    )
+    return version
+
+
+def _lineage(ctx: Context, train_config: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return {
+        "train": dataclasses.asdict(train_config),
+        "snapshot_run": ctx.run.id,
+        "judgments": len(ctx.run.snapshot_judgment_ids),
+        "snapshot_max_judgment_id": ctx.run.snapshot_max_judgment_id,
+    }
+
+
+def _mark_ready(version: ModelVersion, path: Path, metrics: dict[str, Any], config: Any) -> None:
+    if not artifact_complete(path):
+        raise PermanentError(f"artifact {path} is incomplete; {version.name} stays not ready")
+    ModelVersion.objects.filter(id=version.id).update(
+        status=VersionStatus.READY, artifact_path=str(path), metrics=metrics, config=config
+    )
+
+
+def _metadata_metrics(path: Path) -> dict[str, Any]:
+    return json.loads((path / "metadata.json").read_text()).get("metrics", {})
+
+
+def _progress(ctx: Context, name: str, label: str) -> Any:
+    def callback(p: Any) -> None:
+        point = {"model": label, "i": p.step, "of": p.total_steps, "loss": round(p.loss, 5)}
+        ctx.report(name, p.step / max(1, p.total_steps), point)
+
+    return callback
+
+
+# ---------------------------------------------------------------- steps
+
+
+def step_snapshot(ctx: Context) -> tuple[dict[str, Any], Any]:
+    ids = list(
+        eligible_judgments(project_id=ctx.project.id).order_by("id").values_list("id", flat=True)
+    )
+    max_id = max(ids, default=0)
+    previous = (
+        TrainingRun.objects.filter(project=ctx.project, status=RunStatus.SUCCEEDED)
+        .order_by("-id")
+        .values_list("snapshot_max_judgment_id", flat=True)
+        .first()
+        or 0
+    )
+
+    def commit() -> None:
+        TrainingRun.objects.filter(id=ctx.run.id).update(
+            snapshot_judgment_ids=ids, snapshot_max_judgment_id=max_id
+        )
+        ctx.run.snapshot_judgment_ids, ctx.run.snapshot_max_judgment_id = ids, max_id
+
+    new = sum(1 for i in ids if i > previous)
+    return {"judgments": len(ids), "new_judgments": new, "max_judgment_id": max_id}, commit
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+def step_records(ctx: Context) -> tuple[dict[str, Any], Any]:
+    recs = build_records(snapshot_rows(ctx.run.snapshot_judgment_ids))
+    folder = ctx.root / "records"
+    _write_jsonl(
+        folder / RECORD_FILES["preference"],
+        [
+            {
+                "prompt": list(p.prompt),
+                "chosen": p.chosen,
+                "rejected": p.rejected,
+                "margin": p.margin,
+            }
+            for p in recs.pairs
+        ],
+    )
+    _write_jsonl(
+        folder / RECORD_FILES["unpaired"],
+        [
+            {"prompt": list(u.prompt), "completion": u.completion, "label": u.desirable}
+            for u in recs.unpaired
+        ],
+    )
+    _write_jsonl(
+        folder / RECORD_FILES["sft"],
+        [{"prompt": list(s.prompt), "completion": s.completion} for s in recs.sft],
+    )
+    return dict(recs.counts), None
+
+
+def load_records(ctx: Context, kind: str) -> list[Any]:
+    from training.records import load_jsonl
+
+    path = ctx.root / "records" / RECORD_FILES[kind]
+    return load_jsonl(path, kind)[0] if path.is_file() else []
+
+
+def step_reward(ctx: Context) -> tuple[dict[str, Any], Any]:
+    from training.config import RewardConfig
+    from training.trainers import reward_model
+
+    pairs = load_records(ctx, "preference")
+    if "rm" not in ctx.run.trainers:
+        return {"skipped": "rm is not among the project's trainers"}, None
+    if len(pairs) < 2:
+        return {"skipped": f"{len(pairs)} preference pairs; need at least 2"}, None
+    version = _version(ctx, "rm", ModelKind.REWARD, active_version(ctx.project, ModelKind.REWARD))
+    out = ctx.root / "rm"
+    kw: dict[str, Any] = (
+        {"learning_rate": ctx.cfg["learning_rate"]} if ctx.cfg["learning_rate"] else {}
+    )
+    config = RewardConfig(
+        model=ctx.project.base_model,
+        output_dir=str(out),
+        eval_fraction=0.1 if len(pairs) >= 20 else 0.0,
+        num_epochs=int(ctx.cfg["rm_epochs"]),
+        seed=int(ctx.cfg["seed"]),
+        device=ctx.cfg["device"],
+        **kw,
+    )
+    if artifact_complete(out):
+        metrics = _metadata_metrics(out)  # finished before a crash: reuse, never retrain
+    else:
+        clear_partial(out)
+        metrics = reward_model.run(config, pairs, progress=_progress(ctx, "reward", "rm")).metrics
+    lineage = _lineage(ctx, config)
+    result = {"version": version.id, "pairs": len(pairs), **_scalars(metrics)}
+    return result, lambda: _mark_ready(version, out, _scalars(metrics), lineage)
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: round(float(v), 5) for k, v in metrics.items() if isinstance(v, int | float)}
+
+
+def _policy_config(ctx: Context, trainer: str, parent: ModelVersion, out: Path) -> Any:
+    from training.config import DPOConfig, KTOConfig, SFTConfig
+
+    common: dict[str, Any] = {
+        "model": parent.artifact_path,
+        "output_dir": str(out),
+        "num_epochs": int(ctx.cfg["policy_epochs"]),
+        "seed": int(ctx.cfg["seed"]),
+        "device": ctx.cfg["device"],
+    }
+    if ctx.cfg["policy_learning_rate"]:
+        common["learning_rate"] = float(ctx.cfg["policy_learning_rate"])
+    if trainer == "dpo":
+        return DPOConfig(
+            beta=float(ctx.cfg["beta"]), ref_cache_dir=str(ctx.root / "refcache"), **common
+        )
+    if trainer == "kto":
+        return KTOConfig(
+            beta=float(ctx.cfg["beta"]), ref_cache_dir=str(ctx.root / "refcache"), **common
+        )
+    return SFTConfig(**common)
+
+
+TRAINER_RECORDS = {"dpo": "preference", "kto": "unpaired", "sft": "sft"}
+
+
+def step_policy(ctx: Context) -> tuple[dict[str, Any], Any]:
+    import importlib
+
+    parent = policy_parent(ctx.project)
+    result: dict[str, Any] = {"parent": parent.id}
+    commits = []
+    for trainer in [t for t in POLICY_TRAINERS if t in ctx.run.trainers]:
+        records = load_records(ctx, TRAINER_RECORDS[trainer])
+        if trainer == "dpo":
+            records = records + candidates.rm_pairs(ctx, parent)
+        if not records:
+            result[f"{trainer}/skipped"] = "no records of this kind"
+            continue
+        version = _version(ctx, trainer, ModelKind.POLICY, parent)
+        out = ctx.root / trainer
+        config = _policy_config(ctx, trainer, parent, out)
+        if artifact_complete(out):
+            metrics = _metadata_metrics(out)
+        else:
+            clear_partial(out)
+            module = importlib.import_module(f"training.trainers.{trainer}")
+            progress = _progress(ctx, "policy", trainer)
+            metrics = module.run(config, records, progress=progress).metrics
+        result[f"{trainer}/version"] = version.id
+        result[f"{trainer}/records"] = len(records)
+        result.update({f"{trainer}/{k}": v for k, v in _scalars(metrics).items()})
+        commits.append((version, out, _scalars(metrics), _lineage(ctx, config)))
+    return result, lambda: [_mark_ready(*c) for c in commits]
+
+
+def new_policies(ctx: Context) -> list[ModelVersion]:
+    return list(
+        ModelVersion.objects.filter(
+            training_run=ctx.run, kind=ModelKind.POLICY, status=VersionStatus.READY
+        ).order_by("id")
+    )
+
+
+def judge_version(ctx: Context) -> ModelVersion | None:
+    """The reward model that judges this run: its own, else the project's active one."""
+    own = ModelVersion.objects.filter(
+        training_run=ctx.run, kind=ModelKind.REWARD, status=VersionStatus.READY
+    ).first()
+    return own or active_version(ctx.project, ModelKind.REWARD)
+
+
+def step_evaluate(ctx: Context) -> tuple[dict[str, Any], Any]:
+    from training.evaluate import compare_policies
+
+    policies, judge = new_policies(ctx), judge_version(ctx)
+    if not policies:
+        return {"skipped": "no new policy"}, None
+    if judge is None:
+        return {"skipped": "no reward model to judge the policy"}, None
+    models = candidates.Models(ctx.cfg["device"])
+    prompts = candidates.eval_prompts(ctx.project, int(ctx.cfg["eval_prompts"]))
+    result: dict[str, Any] = {"judge": judge.id, "prompts": len(prompts)}
+    for version in policies:
+        parent = version.parent or policy_parent(ctx.project)
+        metrics = compare_policies(
+            models.policy(version.artifact_path),
+            models.policy(parent.artifact_path),
+            models.tokenizer(version.artifact_path),
+            models.reward(judge.artifact_path),
+            models.tokenizer(judge.artifact_path),
+            [p.messages for p in prompts],
+            temperature=ctx.project.temperature,
+            top_p=ctx.project.top_p,
+            max_new_tokens=min(ctx.project.max_new_tokens, 256),
+            seed=int(ctx.cfg["seed"]),
+        )
+        passed, reason = promotion_rule(metrics, ctx.cfg)
+        result[str(version.id)] = {**_scalars(metrics), "passed": passed, "reason": reason}
+    return result, None
+
+
+def promotion_rule(metrics: dict[str, float], cfg: dict[str, Any]) -> tuple[bool, str]:
+    """Promote when win rate >= min_win_rate and KL <= max_kl (docs/loop.md, "Promotion")."""
+    if metrics["win_rate"] < cfg["min_win_rate"]:
+        return False, f"win rate {metrics['win_rate']:.3f} < {cfg['min_win_rate']}"
+    if metrics["kl"] > cfg["max_kl"]:
+        return False, f"KL {metrics['kl']:.2f} > {cfg['max_kl']}"
+    return True, f"win rate {metrics['win_rate']:.3f}, KL {metrics['kl']:.2f}"
+
+
+def step_register(ctx: Context) -> tuple[dict[str, Any], Any]:
+    evaluation = ctx.results.get("evaluate", {})
+    passing = [
+        (evaluation[str(v.id)]["win_rate"], v)
+        for v in new_policies(ctx)
+        if evaluation.get(str(v.id), {}).get("passed")
+    ]
+    best = max(passing, key=lambda wv: (wv[0], -wv[1].id))[1] if passing else None
+    reward = ModelVersion.objects.filter(
+        training_run=ctx.run, kind=ModelKind.REWARD, status=VersionStatus.READY
+    ).first()
+
+    def commit() -> None:
+        project = Project.objects.select_for_update().get(id=ctx.project.id)
+        for version, kind in ((best, ModelKind.POLICY), (reward, ModelKind.REWARD)):
+            if version is None:
+                continue
+            ModelVersion.objects.filter(project=project, kind=kind, is_active=True).update(
+                is_active=False
+            )
+            ModelVersion.objects.filter(id=version.id).update(is_active=True)
+        for v in new_policies(ctx):
+            if str(v.id) in evaluation:
+                ModelVersion.objects.filter(id=v.id).update(
+                    metrics={
+                        **v.metrics,
+                        **{f"eval/{k}": x for k, x in evaluation[str(v.id)].items()},
+                    }
+                )
+        if active_version(project, ModelKind.POLICY) is None:
+            ModelVersion.objects.filter(id=base_version(project).id).update(is_active=True)
+
+    result = {
+        "promoted_policy": best.id if best else None,
+        "active_reward": reward.id if reward else None,
+        "promoted": best is not None,
+    }
+    return result, commit
+
+
+STEPS = [
+    ("snapshot", step_snapshot),
+    ("records", step_records),
+    ("reward", step_reward),
+    ("policy", step_policy),
+    ("evaluate", step_evaluate),
+    ("register", step_register),
+    ("generate", candidates.step_generate),
+    ("select", candidates.step_select),
+    ("tasks", candidates.step_tasks),
+]
+
+
+# ---------------------------------------------------------------- the cycle
+
+
+@contextlib.contextmanager
+def run_lock(run_id: int) -> Iterator[bool]:
+    """A PostgreSQL session advisory lock on the run: a redelivered copy of a message that is
+    still being worked on finds it taken. The lock dies with the worker's connection, so a killed
+    worker never leaves it behind. (SQLite: the embedded default runs one worker; always True.)"""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    key = 0x5EED0000 + run_id
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(%s)", [key])
+        got = bool(cur.fetchone()[0])
+    try:
+        yield got
+    finally:
+        if got:
+            with contextlib.suppress(Exception), connection.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+def cycle_claim(run_id: int) -> bool:
+    """queued/running -> running (attempts + 1); False when the run is already finished."""
+    return bool(
+        TrainingRun.objects.filter(id=run_id, status__in=ACTIVE_RUN_STATUSES).update(
+            status=RunStatus.RUNNING,
+            attempts=F("attempts") + 1,
+            started_at=Coalesce(F("started_at"), timezone.now()),
+            error="",
+        )
+    )
+
+
+def cycle_fail(*, run_id: int, error: str) -> None:
+    """Mark the run failed with ``error``; its unfinished versions fail; active models stay."""
+    with transaction.atomic():
+        TrainingRun.objects.filter(id=run_id, status__in=ACTIVE_RUN_STATUSES).update(
+            status=RunStatus.FAILED, error=error[-5000:], finished_at=timezone.now()
+        )
+        ModelVersion.objects.filter(training_run_id=run_id).filter(
+            ~Q(status=VersionStatus.READY)
+        ).update(status=VersionStatus.FAILED)
+
+
+def cycle_execute(*, run_id: int) -> str:
+    """Run (or resume) the cycle ``run_id``; returns its final status or why nothing was done."""
+    with run_lock(run_id) as locked:
+        if not locked:
+            return "busy: another worker holds this run"
+        if not cycle_claim(run_id):
+            return "skipped: run is not queued or running"
+        run = TrainingRun.objects.select_related("project").get(id=run_id)
+        ctx = Context(run=run, project=run.project, root=run_dir(run), cfg=run_config(run))
+        ctx.curve = list(run.curve)
+        try:
+            for name, step in STEPS:
+                run_step(ctx, name, step)
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as exc:  # a permanent failure: recorded on the run, never swallowed
+            cycle_fail(
+                run_id=run_id, error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+            )
+            return RunStatus.FAILED
+        TrainingRun.objects.filter(id=run_id).update(
+            status=RunStatus.SUCCEEDED,
+            progress=1.0,
+            current_step="done",
+            finished_at=timezone.now(),
+        )
+        return RunStatus.SUCCEEDED
+
+
+def prompts_needing_candidates(project: Project, n: int) -> list[Any]:
+    """Train prompts with the fewest model-generated candidates first (then oldest)."""
+    from annotation.models import Prompt
+
+    return list(
+        Prompt.objects.filter(project=project, split="train")
+        .annotate(generated=Count("responses", filter=Q(responses__origin="model")))
+        .order_by("generated", "id")[:n]
+    )

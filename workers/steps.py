@@ -1,0 +1,131 @@
+"""Running a cycle's steps idempotently, and recording progress on the run as it goes.
+
+A step is a function ``(ctx) -> (result, commit)``: the long part (training, generation) runs
+outside any transaction so its progress is visible live; ``commit`` (or ``None``) holds the step's
+database writes and runs in one transaction together with the step's :class:`RunStep` row. So a
+step either happened completely (RunStep present: a re-run skips it and reuses ``result``) or left
+no rows behind. Files a step writes are named by run and step and written atomically, so a re-run
+overwrites or reuses them (see ``artifact_complete``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+
+from annotation.models import Project, RunStep, TrainingRun
+
+Commit = Callable[[], None] | None
+Step = Callable[["Context"], tuple[dict[str, Any], Commit]]
+
+# (step name, share of the cycle's progress bar)
+STEP_WEIGHTS = {
+    "snapshot": 0.02,
+    "records": 0.03,
+    "reward": 0.20,
+    "policy": 0.35,
+    "evaluate": 0.10,
+    "register": 0.02,
+    "generate": 0.18,
+    "select": 0.07,
+    "tasks": 0.03,
+}
+
+DEFAULTS: dict[str, Any] = {
+    "prompts_per_cycle": 32,  # prompts that get k new candidates
+    "pairs_per_cycle": 64,  # pairwise tasks created
+    "random_share": 0.25,  # share of those pairs drawn at random (unbiased data)
+    "min_win_rate": 0.5,  # promotion rule: win rate vs parent judged by the reward model
+    "max_kl": 50.0,  # promotion rule: KL(policy || parent) in nats per response
+    "rm_epochs": 1,
+    "policy_epochs": 1,
+    "learning_rate": 0.0,  # reward model; 0 = the training library's default
+    "policy_learning_rate": 0.0,  # 0 = the library's default for the trainer
+    "beta": 0.1,
+    "rm_pairs_prompts": 0,  # prompts whose parent samples the new RM turns into extra DPO pairs
+    "eval_prompts": 16,
+    "seed": 0,
+    "device": "auto",
+}
+
+
+class PermanentError(Exception):
+    """The cycle cannot succeed by retrying (bad data, bad config, a broken artifact)."""
+
+
+@dataclass
+class Context:
+    run: TrainingRun
+    project: Project
+    root: Path  # this run's artifact directory
+    cfg: dict[str, Any]
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    _last_write: float = 0.0
+
+    def progress_base(self, name: str) -> float:
+        names = list(STEP_WEIGHTS)
+        return sum(STEP_WEIGHTS[n] for n in names[: names.index(name)])
+
+    def report(self, name: str, fraction: float, point: dict[str, Any] | None = None) -> None:
+        """Progress inside step ``name`` (0..1); written at most twice a second."""
+        if point is not None:
+            self.curve.append({"phase": name, **point})
+        now = time.monotonic()
+        if now - self._last_write < 0.5 and fraction < 1.0:
+            return
+        self._last_write = now
+        progress = self.progress_base(name) + STEP_WEIGHTS[name] * min(1.0, fraction)
+        TrainingRun.objects.filter(id=self.run.id).update(
+            progress=round(progress, 4), current_step=name, curve=self.curve[-500:]
+        )
+
+
+def run_step(ctx: Context, name: str, step: Step) -> dict[str, Any]:
+    """Run ``step`` once per run: a recorded step is skipped and its result reused."""
+    done = RunStep.objects.filter(run=ctx.run, name=name).first()
+    if done is not None:
+        ctx.results[name] = done.result
+        return done.result
+    ctx.report(name, 0.0)
+    t0 = time.perf_counter()
+    result, commit = step(ctx)
+    seconds = time.perf_counter() - t0
+    with transaction.atomic():
+        if commit is not None:
+            commit()
+        RunStep.objects.create(run=ctx.run, name=name, result=result, seconds=seconds)
+        run = TrainingRun.objects.select_for_update().get(id=ctx.run.id)
+        run.timings = {**run.timings, name: round(seconds, 3)}
+        run.metrics = {**run.metrics, name: summary(result)}
+        run.progress = round(ctx.progress_base(name) + STEP_WEIGHTS[name], 4)
+        run.save(update_fields=["timings", "metrics", "progress"])
+    ctx.results[name] = result
+    return result
+
+
+def summary(result: dict[str, Any]) -> dict[str, Any]:
+    """The scalar part of a step result (what the run's live metrics show)."""
+    return {k: v for k, v in result.items() if isinstance(v, int | float | str | bool | None)}
+
+
+def artifact_complete(path: Path) -> bool:
+    """An artifact dir is complete when it exists under its final name with metadata + weights.
+
+    ``training.artifacts.save_artifact`` renames a finished temp dir into place, so a dir under
+    its final name is whole; we still check the two files a loader needs.
+    """
+    return (path / "metadata.json").is_file() and any(path.glob("*.safetensors"))
+
+
+def clear_partial(path: Path) -> None:
+    """Remove temp dirs a crashed save left beside ``path`` (never the final dir)."""
+    import shutil
+
+    for tmp in path.parent.glob(f".{path.name}.tmp-*"):
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,31 @@
+"""Celery tasks: thin, named, ids only. Queues are assigned in ``workers/celery.py``.
+
+``run_cycle`` retries transient errors (database/broker connection) with exponential backoff; a
+permanent error is recorded on the run by the pipeline; after the last retry the run is failed.
+"""
+
+from __future__ import annotations
+
+from workers.celery import app
+
+MAX_RETRIES = 5
+
+
+@app.task(name="loop.run_cycle", bind=True, max_retries=MAX_RETRIES)
+def run_cycle(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
+    from workers import pipelines
+
+    try:
+        return pipelines.cycle_execute(run_id=run_id)
+    except pipelines.TRANSIENT_ERRORS as exc:
+        if self.request.retries >= self.max_retries:
+            pipelines.cycle_fail(run_id=run_id, error=f"gave up after retries: {exc!r}")
+            return "failed"
+        raise self.retry(exc=exc, countdown=min(600, 5 * 2**self.request.retries)) from exc
+
+
+@app.task(name="loop.policy_tick")
+def policy_tick() -> list[int]:
+    from workers.schedules import retrain_tick
+
+    return retrain_tick()

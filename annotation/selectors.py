@@ -27,17 +27,23 @@ def membership_get(*, project: Project, user: UserLike) -> Membership | None:
 
 
 def project_get_for_user(*, project_id: int, user: UserLike) -> tuple[Project, str]:
-    """The project and the user's role in it; NotFound when the user is not a member."""
-    try:
-        project = Project.objects.get(pk=project_id)
-    except (Project.DoesNotExist, ValueError, TypeError):
-        raise NotFound(f"Project {project_id} not found.") from None
+    """The project and the user's role in it; NotFound when the user is not a member.
+    One query (membership joined to its project)."""
     if getattr(user, "is_superuser", False):
+        project = Project.objects.filter(pk=project_id).first()
+        if project is None:
+            raise NotFound(f"Project {project_id} not found.")
         return project, Role.ADMIN
-    membership = membership_get(project=project, user=user)
+    if not user.is_authenticated:
+        raise NotFound(f"Project {project_id} not found.")
+    membership = (
+        Membership.objects.select_related("project")
+        .filter(project_id=project_id, user=user)
+        .first()
+    )
     if membership is None:
         raise NotFound(f"Project {project_id} not found.")
-    return project, membership.role
+    return membership.project, membership.role
 
 
 def project_get_for_manager(*, project_id: int, user: UserLike) -> Project:

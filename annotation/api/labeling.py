@@ -10,11 +10,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.api.pagination import paginate
+from annotation.api.scoping import scoped_project
 from annotation.api.serializers import JudgmentOut, assignment_payload
 from annotation.errors import NoTaskAvailable
 from annotation.models import Judgment
 from annotation.models import Response as ResponseRow
-from annotation.selectors import is_manager, project_get_for_user
+from annotation.selectors import is_manager
 from annotation.services.assignment import (
     assignment_claim_next,
     assignment_get_for_rater,
@@ -48,7 +49,7 @@ class NextTaskApi(APIView):
         "lease, so the next task can load while you work on the current one.",
     )
     def post(self, request: Request, project_id: int) -> Response:
-        project, _ = project_get_for_user(project_id=project_id, user=request.user)
+        project, _ = scoped_project(request, project_id)
         data = NextIn(data=request.data)
         data.is_valid(raise_exception=True)
         try:
@@ -76,6 +77,7 @@ class SkipIn(serializers.Serializer):
 class SkipApi(APIView):
     @extend_schema(request=SkipIn, responses=OpenApiTypes.OBJECT, summary="Skip with a reason")
     def post(self, request: Request, assignment_id: int) -> Response:
+        assignment_get_for_rater(assignment_id=assignment_id, rater=request.user)  # 404 first
         data = SkipIn(data=request.data)
         data.is_valid(raise_exception=True)
         assignment = assignment_skip(
@@ -136,7 +138,7 @@ class JudgmentListApi(APIView):
         summary="Judgments: your own, or all of the project's for managers",
     )
     def get(self, request: Request, project_id: int) -> Response:
-        project, _ = project_get_for_user(project_id=project_id, user=request.user)
+        project, _ = scoped_project(request, project_id)
         rows = Judgment.objects.filter(project=project)
         if not is_manager(project=project, user=request.user):
             rows = rows.filter(rater=request.user)

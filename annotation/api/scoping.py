@@ -25,7 +25,14 @@ class ProjectScopePermission(BasePermission):
         if not user or not user.is_authenticated:
             return True  # IsAuthenticated answers 401/403 for anonymous callers
         if "project_id" in kwargs:
-            project_get_for_user(project_id=kwargs["project_id"], user=user)
+            # Kept on the request so the view does not look the project up again.
+            request.scoped_project = project_get_for_user(  # type: ignore[attr-defined]
+                project_id=kwargs["project_id"], user=user
+            )
+        if hasattr(view, request.method.lower()):
+            # The handler scopes assignments and judgments by their owner itself (404 too);
+            # only methods the view lacks need the check here, to answer 404 rather than 405.
+            return True
         if (
             "assignment_id" in kwargs
             and not Assignment.objects.filter(id=kwargs["assignment_id"], rater=user).exists()
@@ -34,6 +41,14 @@ class ProjectScopePermission(BasePermission):
         if "judgment_id" in kwargs and not _judgment_visible(kwargs["judgment_id"], user):
             raise NotFound(f"Judgment {kwargs['judgment_id']} not found.")
         return True
+
+
+def scoped_project(request: Request, project_id: int) -> tuple[Any, str]:
+    """The (project, role) the permission check already resolved for this request."""
+    cached = getattr(request, "scoped_project", None)
+    if cached is not None and cached[0].id == int(project_id):
+        return cached
+    return project_get_for_user(project_id=project_id, user=request.user)
 
 
 def _judgment_visible(judgment_id: int, user: Any) -> bool:

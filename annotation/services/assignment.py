@@ -55,6 +55,8 @@ def assignment_expire_stale(*, project_id: int | None = None, limit: int = EXPIR
     stale = Assignment.objects.filter(status=AssignmentStatus.ACTIVE, expires_at__lt=now)
     if project_id is not None:
         stale = stale.filter(project_id=project_id)
+    if not stale.exists():  # the common case: one index probe, no transaction
+        return 0
     with transaction.atomic():
         rows = list(
             stale.select_for_update(skip_locked=True)
@@ -81,7 +83,7 @@ def _live_assignments(*, project: Project, rater: AbstractBaseUser) -> list[Assi
             status=AssignmentStatus.ACTIVE,
             expires_at__gte=timezone.now(),
         )
-        .select_related("task")
+        .select_related("task__prompt")
         .order_by("claimed_at", "id")
     )
 
@@ -91,16 +93,18 @@ def _unseen_by(rater: AbstractBaseUser) -> Exists:
 
 
 def _pick_task(*, project: Project, rater: AbstractBaseUser, gold: bool) -> Task | None:
-    candidates = Task.objects.filter(project=project, status=TaskStatus.OPEN, is_gold=gold).exclude(
-        _unseen_by(rater)
+    candidates = (
+        Task.objects.filter(project=project, status=TaskStatus.OPEN, is_gold=gold)
+        .exclude(_unseen_by(rater))
+        .select_related("prompt")
     )
     if gold:
         # Gold tasks are shown to every rater once; they have no overlap limit.
-        return candidates.order_by("id").select_for_update(skip_locked=True).first()
+        return candidates.order_by("id").select_for_update(skip_locked=True, of=("self",)).first()
     return (
         candidates.filter(slots_taken__lt=F("required_judgments"))
         .order_by("-priority", "id")
-        .select_for_update(skip_locked=True)
+        .select_for_update(skip_locked=True, of=("self",))
         .first()
     )
 

@@ -104,14 +104,11 @@ def test_resume_gives_identical_loss_curve(tiny_lm_dropout, train_pairs, tmp_pat
 def test_two_process_ddp_equals_single_process(tiny_lm, tmp_path) -> None:
     """torchrun, 2 CPU processes on gloo with batch 4 each == 1 process with batch 8."""
     data = tmp_path / "pairs.jsonl"
-    data.write_text(
-        "".join(
-            '{{"prompt": {}, "chosen": {}, "rejected": {}}}\n'.format(
-                *tuple(json.dumps(x) for x in (p.prompt, p.chosen, p.rejected))
-            )
-            for p in synthetic_pairs(32, seed=5)
-        )
-    )
+    rows = [
+        {"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}
+        for p in synthetic_pairs(32, seed=5)
+    ]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
     common = {
         "model": str(tiny_lm),
         "train_file": str(data),

@@ -235,7 +235,7 @@
       setQueue(queue().filter(function (it) { return it.key !== item.key; }));
       if (r.ok) {
         if (item.type !== "skip" && r.data.id) rememberJudgment(item.assignment, r.data.id);
-        if (item.type === "submit" && r.status === 201) todayEl.textContent = String(Number(todayEl.textContent) + 1);
+        if (item.type === "submit") todayEl.textContent = String(Number(todayEl.textContent) + 1);
       } else if (!(item.type === "skip" && r.status === 409)) {
         say("The server did not accept your answer to task #" + item.task + ": " +
           (r.data.error || "error " + r.status), true);

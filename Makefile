@@ -26,7 +26,7 @@ test-fast: install
 
 lint: install
 	.venv/bin/ruff check .
-	.venv/bin/ruff format --check .
+	.venv/bin/mypy
 
 format: install
 	.venv/bin/ruff format .

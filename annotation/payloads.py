@@ -142,7 +142,9 @@ def _ranking(raw: dict[str, Any], display_order: Sequence[int]) -> dict[str, Any
 def _rating(raw: dict[str, Any], display_order: Sequence[int]) -> dict[str, Any]:
     ratings = raw.get("ratings")
     if not isinstance(ratings, list) or not ratings:
-        raise ValidationFailed("ratings must be a list with one entry per response.", "ratings")
+        raise ValidationFailed(
+            "ratings must be a list with one entry per response.", field="ratings"
+        )
     clean: list[dict[str, Any]] = []
     for item in ratings:
         if not isinstance(item, dict) or not _is_int(item.get("response")):

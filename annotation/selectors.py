@@ -3,7 +3,7 @@ project's data is indistinguishable from data that does not exist (404, never 40
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet
 
 from annotation.errors import NotFound, PermissionDenied
@@ -11,11 +11,13 @@ from annotation.models import Membership, Project, Role
 
 MANAGER_ROLES = (Role.MANAGER, Role.ADMIN)
 
-UserLike = AbstractBaseUser | AnonymousUser
+UserLike = User | AnonymousUser
 
 
 def projects_for_user(*, user: UserLike) -> QuerySet[Project]:
-    if getattr(user, "is_superuser", False):
+    if isinstance(user, AnonymousUser):
+        return Project.objects.none()
+    if user.is_superuser:
         return Project.objects.all()
     return Project.objects.filter(memberships__user=user)
 

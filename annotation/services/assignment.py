@@ -22,7 +22,7 @@ import random
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
@@ -75,7 +75,7 @@ def assignment_expire_stale(*, project_id: int | None = None, limit: int = EXPIR
     return len(rows)
 
 
-def _live_assignments(*, project: Project, rater: AbstractBaseUser) -> list[Assignment]:
+def _live_assignments(*, project: Project, rater: User) -> list[Assignment]:
     return list(
         Assignment.objects.filter(
             project=project,
@@ -88,11 +88,11 @@ def _live_assignments(*, project: Project, rater: AbstractBaseUser) -> list[Assi
     )
 
 
-def _unseen_by(rater: AbstractBaseUser) -> Exists:
+def _unseen_by(rater: User) -> Exists:
     return Exists(Assignment.objects.filter(task=OuterRef("pk"), rater=rater))
 
 
-def _pick_task(*, project: Project, rater: AbstractBaseUser, gold: bool) -> Task | None:
+def _pick_task(*, project: Project, rater: User, gold: bool) -> Task | None:
     candidates = (
         Task.objects.filter(project=project, status=TaskStatus.OPEN, is_gold=gold)
         .exclude(_unseen_by(rater))
@@ -109,7 +109,7 @@ def _pick_task(*, project: Project, rater: AbstractBaseUser, gold: bool) -> Task
     )
 
 
-def _take(*, project: Project, rater: AbstractBaseUser, task: Task) -> Assignment:
+def _take(*, project: Project, rater: User, task: Task) -> Assignment:
     Task.objects.filter(id=task.id).update(slots_taken=F("slots_taken") + 1)
     order = list(
         TaskResponse.objects.filter(task_id=task.id)
@@ -131,7 +131,7 @@ def _take(*, project: Project, rater: AbstractBaseUser, task: Task) -> Assignmen
 def assignment_claim_next(
     *,
     project: Project,
-    rater: AbstractBaseUser,
+    rater: User,
     prefetch: bool = False,
     gold_roll: float | None = None,
 ) -> Claim:
@@ -167,7 +167,7 @@ def assignment_claim_next(
         raise Conflict("Your claim raced with another of your requests; try again.") from None
 
 
-def assignment_get_for_rater(*, assignment_id: int, rater: AbstractBaseUser) -> Assignment:
+def assignment_get_for_rater(*, assignment_id: int, rater: User) -> Assignment:
     try:
         return Assignment.objects.select_related("task", "project").get(
             id=assignment_id, rater=rater
@@ -176,7 +176,7 @@ def assignment_get_for_rater(*, assignment_id: int, rater: AbstractBaseUser) -> 
         raise NotFound(f"Assignment {assignment_id} not found.") from None
 
 
-def assignment_skip(*, assignment_id: int, rater: AbstractBaseUser, reason: str) -> Assignment:
+def assignment_skip(*, assignment_id: int, rater: User, reason: str) -> Assignment:
     """Give the task back with a reason; the rater never gets it again. Locks the assignment
     row, then updates its task's counter (the same order as submit and expiry)."""
     reason = (reason or "").strip()

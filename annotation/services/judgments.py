@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
@@ -60,7 +60,7 @@ def _check_key(key: str) -> str:
     return key
 
 
-def _replay(*, rater: AbstractBaseUser, key: str, fingerprint: str) -> Judgment | None:
+def _replay(*, rater: User, key: str, fingerprint: str) -> Judgment | None:
     """The judgment an earlier request with this key created, if any (409 if the body differs)."""
     if not key:
         return None
@@ -89,7 +89,7 @@ def _judgment_fields(clean: CleanJudgment) -> dict[str, Any]:
 
 
 def _demonstration_response(
-    *, clean: CleanJudgment, task: Task, rater: AbstractBaseUser
+    *, clean: CleanJudgment, task: Task, rater: User
 ) -> dict[str, Any]:
     """Store the written text as a human response; the candidate it edits is kept as parent."""
     response = Response.objects.create(
@@ -124,7 +124,7 @@ def _retake_expired_slot(*, assignment: Assignment) -> None:
 def judgment_submit(
     *,
     assignment_id: int,
-    rater: AbstractBaseUser,
+    rater: User,
     body: Any,
     idempotency_key: str = "",
 ) -> SubmitResult:
@@ -166,7 +166,7 @@ def judgment_submit(
 def _store(
     *,
     assignment: Assignment,
-    rater: AbstractBaseUser,
+    rater: User,
     clean: CleanJudgment,
     key: str,
     fingerprint: str,
@@ -208,7 +208,7 @@ def _store(
     )
 
 
-def judgment_get_for_rater(*, judgment_id: int, rater: AbstractBaseUser) -> Judgment:
+def judgment_get_for_rater(*, judgment_id: int, rater: User) -> Judgment:
     try:
         return Judgment.objects.select_related("task", "project").get(id=judgment_id, rater=rater)
     except Judgment.DoesNotExist:
@@ -218,7 +218,7 @@ def judgment_get_for_rater(*, judgment_id: int, rater: AbstractBaseUser) -> Judg
 def judgment_revise(
     *,
     judgment_id: int,
-    rater: AbstractBaseUser,
+    rater: User,
     body: Any,
     idempotency_key: str = "",
 ) -> SubmitResult:

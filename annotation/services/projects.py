@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils.text import slugify
 
@@ -62,7 +62,7 @@ def _check_settings(values: dict[str, Any]) -> None:
 
 
 def project_create(
-    *, name: str, owner: AbstractBaseUser, slug: str = "", **settings: Any
+    *, name: str, owner: User, slug: str = "", **settings: Any
 ) -> Project:
     """Create a project; its creator becomes an admin member."""
     unknown = set(settings) - EDITABLE_FIELDS
@@ -92,7 +92,7 @@ def project_update(*, project: Project, **changes: Any) -> Project:
     return project
 
 
-def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
+def membership_set(*, project: Project, user: User, role: str) -> Membership:
     if role not in Role.values:
         raise ValidationFailed(f"role must be one of {Role.values}.", field="role")
     membership, _ = Membership.objects.update_or_create(

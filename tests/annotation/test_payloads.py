@@ -81,6 +81,9 @@ def test_rating_covers_every_response_once():
     assert clean.payload["ratings"][1] == {"response": 22, "thumb": "down", "likert": None}
     with pytest.raises(ValidationFailed, match="each of the task's responses"):
         check("rating", {"ratings": [{"response": 11, "thumb": "up"}]})
+    with pytest.raises(ValidationFailed, match="one entry per response") as info:
+        check("rating", {"ratings": "up"})
+    assert info.value.field == "ratings"
     with pytest.raises(ValidationFailed, match="likert"):
         check(
             "rating",

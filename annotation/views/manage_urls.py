@@ -1,3 +1,28 @@
 """Manager pages: dashboards, rater quality, leaderboard, exports."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from annotation.views import manage
+
+urlpatterns = [
+    path("", manage.manage_index, name="manage-index"),
+    path("projects/<int:project_id>/", manage.overview, name="manage-overview"),
+    path("projects/<int:project_id>/raters/", manage.raters, name="manage-raters"),
+    path(
+        "projects/<int:project_id>/raters/<int:rater_id>/exclusion/",
+        manage.rater_exclusion,
+        name="manage-rater-exclusion",
+    ),
+    path("projects/<int:project_id>/leaderboard/", manage.leaderboard, name="manage-leaderboard"),
+    path("projects/<int:project_id>/exports/", manage.exports, name="manage-exports"),
+    path(
+        "projects/<int:project_id>/exports/download/",
+        manage.export_download,
+        name="manage-export-download",
+    ),
+    path(
+        "projects/<int:project_id>/csv/<slug:table>/",
+        manage.table_download,
+        name="manage-table-csv",
+    ),
+]

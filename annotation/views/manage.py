@@ -1,0 +1,261 @@
+"""Manager pages: overview (agreement, throughput, bias), raters, leaderboard & runs, exports.
+
+Thin views over :mod:`annotation.insight` (cached dashboard) and the export/exclusion services.
+Access: someone outside the project gets 404, a member who is not a manager 403.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from annotation.errors import DomainError, NotFound, PermissionDenied
+from annotation.insight.csvout import table_csv
+from annotation.insight.dashboard import dashboard_get
+from annotation.models import Project, RaterExclusion
+from annotation.selectors import MANAGER_ROLES, project_get_for_manager, projects_for_user
+from annotation.services.exclusions import rater_exclude, rater_restore
+from annotation.services.exports import export_start
+from annotation.views import manage_charts as charts
+
+PAIR_ROWS_SHOWN = 200
+
+
+def _project(request: HttpRequest, project_id: int) -> Project:
+    try:
+        return project_get_for_manager(project_id=project_id, user=request.user)
+    except NotFound as exc:
+        raise Http404(exc.message) from None
+    except PermissionDenied as exc:
+        raise DjangoPermissionDenied(exc.message) from None
+
+
+def _col(table: dict[str, Any], name: str) -> list[Any]:
+    i = table["columns"].index(name)
+    return [row[i] for row in table["rows"]]
+
+
+def _page(request: HttpRequest, project: Project, template: str, **context: Any) -> HttpResponse:
+    data = context.pop("data", None) or dashboard_get(project.id)
+    return render(
+        request,
+        f"annotation/manage/{template}",
+        {"project": project, "data": data, "tables": data["tables"], **context},
+    )
+
+
+@login_required
+@require_GET
+def manage_index(request: HttpRequest) -> HttpResponse:
+    projects = projects_for_user(user=request.user).order_by("name")
+    if not request.user.is_superuser:
+        projects = projects.filter(
+            memberships__user=request.user, memberships__role__in=MANAGER_ROLES
+        )
+    return render(request, "annotation/manage/index.html", {"projects": projects})
+
+
+@login_required
+@require_GET
+def overview(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = _project(request, project_id)
+    data = dashboard_get(project.id)
+    t = data["tables"]
+    days = _col(t["per_day"], "day")
+    hours = _col(t["per_hour"], "hour")
+    burn_days = _col(t["burndown"], "day")
+    lease_days = _col(t["leases"], "day")
+    agreement_rows = [
+        (f"{k}: {m.split(' (')[0]}", v, lo, hi)
+        for k, m, v, lo, hi in zip(
+            _col(t["agreement"], "kind"),
+            _col(t["agreement"], "measure"),
+            _col(t["agreement"], "krippendorff_alpha"),
+            _col(t["agreement"], "alpha_low"),
+            _col(t["agreement"], "alpha_high"),
+            strict=True,
+        )
+    ]
+    bias_rows = list(
+        zip(
+            _col(t["bias"], "monitor"),
+            _col(t["bias"], "share"),
+            _col(t["bias"], "low"),
+            _col(t["bias"], "high"),
+            strict=True,
+        )
+    )
+    chart = {
+        "per_day": charts.bar_chart("Judgments per day", days, _col(t["per_day"], "judgments")),
+        "active": charts.line_chart(
+            "Active raters per day",
+            {"active raters": list(enumerate(_col(t["per_day"], "active_raters")))},
+            days,
+        ),
+        "per_hour": charts.bar_chart(
+            "Judgments per hour (48 h)", [h[11:16] for h in hours], _col(t["per_hour"], "judgments")
+        ),
+        "burndown": charts.line_chart(
+            "Queue burn-down: judgments remaining",
+            {
+                "remaining": list(enumerate(_col(t["burndown"], "remaining"))),
+                "done": list(enumerate(_col(t["burndown"], "done_total"))),
+            },
+            burn_days,
+        ),
+        "leases": charts.line_chart(
+            "Skipped and expired leases per day",
+            {
+                "skipped": list(enumerate(_col(t["leases"], "skipped"))),
+                "expired": list(enumerate(_col(t["leases"], "expired"))),
+            },
+            lease_days,
+        ),
+        "agreement": charts.interval_chart("Krippendorff's alpha, 95% interval", agreement_rows),
+        "bias": charts.interval_chart("Bias monitors: share, 95% interval (0.5 = none)", bias_rows),
+    }
+    return _page(request, project, "overview.html", data=data, charts=chart, tab="overview")
+
+
+@login_required
+@require_GET
+def raters(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = _project(request, project_id)
+    data = dashboard_get(project.id)
+    history = (
+        RaterExclusion.objects.filter(project=project)
+        .select_related("rater", "excluded_by", "lifted_by")
+        .order_by("-created_at", "-id")[:100]
+    )
+    pairs = data["tables"]["cohen_pairs"]
+    shown_pairs = {**pairs, "rows": pairs["rows"][:PAIR_ROWS_SHOWN]}
+    return _page(
+        request,
+        project,
+        "raters.html",
+        data=data,
+        history=history,
+        shown_pairs=shown_pairs,
+        more_pairs=max(0, len(pairs["rows"]) - PAIR_ROWS_SHOWN),
+        tab="raters",
+    )
+
+
+@login_required
+@require_POST
+def rater_exclusion(request: HttpRequest, project_id: int, rater_id: int) -> HttpResponse:
+    project = _project(request, project_id)
+    try:
+        if request.POST.get("action") == "restore":
+            rater_restore(project=project, rater_id=rater_id, by=request.user)
+            messages.success(request, "The rater's judgments are back in training.")
+        else:
+            rater_exclude(
+                project=project,
+                rater_id=rater_id,
+                by=request.user,
+                reason=request.POST.get("reason", ""),
+            )
+            messages.success(request, "The rater's judgments are now left out of training.")
+    except DomainError as exc:
+        if exc.status_code == 404:
+            raise Http404(exc.message) from None
+        messages.error(request, exc.message)
+    return redirect("manage-raters", project_id=project.id)
+
+
+@login_required
+@require_GET
+def leaderboard(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = _project(request, project_id)
+    data = dashboard_get(project.id)
+    t = data["tables"]
+    board = t["leaderboard"]
+    rows = (
+        list(
+            zip(
+                _col(board, "system"),
+                _col(board, "rating"),
+                _col(board, "low"),
+                _col(board, "high"),
+                strict=True,
+            )
+        )
+        if board["rows"]
+        else []
+    )
+    rates = t["win_rates"]
+    names = [r[0] for r in rates["rows"]]
+    chart = {
+        "ratings": charts.interval_chart("Bradley-Terry rating (Elo scale), 95% interval", rows),
+        "win_rates": charts.heatmap(
+            "Win rate, row vs column", names, [r[1:] for r in rates["rows"]]
+        ),
+    }
+    curves = [
+        {
+            "run": c["run"],
+            "svgs": [
+                charts.line_chart(f"Run {c['run']}: {name}", {name: points})
+                for name, points in sorted(c["series"].items())
+            ],
+        }
+        for c in data["curves"]
+    ]
+    return _page(
+        request,
+        project,
+        "leaderboard.html",
+        data=data,
+        charts=chart,
+        curves=curves,
+        tab="leaderboard",
+    )
+
+
+@login_required
+@require_GET
+def exports(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = _project(request, project_id)
+    return render(
+        request,
+        "annotation/manage/exports.html",
+        {"project": project, "tab": "exports"},
+    )
+
+
+@login_required
+@require_GET
+def export_download(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = _project(request, project_id)
+    try:
+        export = export_start(project=project, params=request.GET)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("manage-exports", project_id=project.id)
+    content_type = (
+        "application/x-ndjson"
+        if export.file_format == "jsonl"
+        else "application/vnd.apache.parquet"
+    )
+    response = StreamingHttpResponse(export.chunks(), content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
+    return response
+
+
+@login_required
+@require_GET
+def table_download(request: HttpRequest, project_id: int, table: str) -> HttpResponse:
+    project = _project(request, project_id)
+    tables = dashboard_get(project.id)["tables"]
+    if table not in tables:
+        raise Http404(f"No table {table!r}.")
+    response = HttpResponse(table_csv(tables[table]), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{project.slug}-{table}.csv"'
+    return response

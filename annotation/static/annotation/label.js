@@ -319,13 +319,13 @@
     if (title) title.focus({ preventScroll: true });
     window.scrollTo(0, 0);
   }
-  function markPainted(id) {
+  function markPainted(id, fromMemory) {
     if (!submitClickedAt) return;
     var started = submitClickedAt;
     submitClickedAt = 0;
     requestAnimationFrame(function () {
       setTimeout(function () {
-        window.prefloopTimings.push({ id: id, ms: performance.now() - started });
+        window.prefloopTimings.push({ id: id, ms: performance.now() - started, prefetched: fromMemory });
         app.dataset.shown = String(id);
       }, 0);
     });
@@ -335,7 +335,7 @@
       var t = prefetched;
       prefetched = null;
       mount(t.id === null ? emptyNode() : t.frag);
-      markPainted(t.id);
+      markPainted(t.id, true);
       if (!queue().length) prefetch();
       return;
     }
@@ -354,7 +354,7 @@
     }).then(function (t) {
       say("");
       mount(t.id === null ? emptyNode() : t.frag);
-      markPainted(t.id);
+      markPainted(t.id, false);
       prefetch();
     }, function () {
       say("Could not load the next task; retrying…", true);
@@ -618,7 +618,7 @@
     if (resume) {
       // Back from an undo: return to the task that was on screen before it.
       mount(resume);
-      markPainted(current.id);
+      markPainted(current.id, true);
     } else {
       advance();
     }

@@ -342,7 +342,8 @@
     // Not prefetched yet (very fast rater, or offline): wait for the answers to land first.
     slot.replaceChildren(loadingNode());
     current = null;
-    say("Loading the next task…");
+    say(navigator.onLine ? "Loading the next task…" :
+      "You are offline: your answer is kept, and the next task loads when you are back online.");
     var wait = prefetching || whenFlushed().then(function () { return fetchTask(false); });
     Promise.resolve(wait).then(function (t) {
       if (prefetched) {

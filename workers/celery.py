@@ -8,6 +8,7 @@ never initialised in a forked parent); ``cpu`` holds bookkeeping (the retrain po
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from celery import Celery
 
@@ -21,4 +22,15 @@ TASK_ROUTES = {
 app = Celery("prefloop")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_routes = TASK_ROUTES
+
+
+def _ensure_filesystem_broker() -> None:
+    """The embedded default's file broker needs its folders before the first message."""
+    options = app.conf.broker_transport_options or {}
+    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+        if key in options:
+            Path(str(options[key])).mkdir(parents=True, exist_ok=True)
+
+
+_ensure_filesystem_broker()
 app.autodiscover_tasks(["workers"], related_name="tasks", force=True)

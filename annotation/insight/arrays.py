@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.db import connection
-from django.db.models import Case, IntegerField, QuerySet, Value, When
-from django.db.models.functions import Coalesce, Length
+from django.db.models import Case, F, IntegerField, QuerySet, Value, When, Window
+from django.db.models.functions import Coalesce, DenseRank, Length
 
-from annotation.models import Judgment, JudgmentSource, TaskKind, TaskResponse
+from annotation.models import Judgment, JudgmentSource, ModelVersion, TaskKind, TaskResponse
 
 SHOWN_CODES = {"A": 0, "B": 1, "tie": 2, "both_bad": 3}
 CANON_LABELS = ["first", "second", "tie", "both_bad"]
@@ -29,16 +29,47 @@ MISSING = -1
 
 
 def fetch_int_matrix(queryset: QuerySet, n_cols: int) -> np.ndarray:
-    """Run a ``values_list`` queryset of integer columns straight on the cursor: (rows, n_cols).
+    """Run a ``values_list`` queryset of non-null integer columns: an int64 array (rows, n_cols).
 
-    Skips model instantiation and Django's per-row iterator; psycopg builds the tuples in C."""
+    On PostgreSQL the rows come as one binary ``COPY``: with every column cast to ``bigint`` each
+    row has the same size, so numpy reads the buffer directly (no Python object per value).
+    Elsewhere the cursor's tuples are converted in blocks."""
     sql, params = queryset.query.sql_with_params()
+    if connection.vendor == "postgresql":
+        return _copy_int_matrix(sql, params, n_cols)
+    blocks = []
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    if not rows:
+        while rows := cursor.fetchmany(100_000):
+            blocks.append(np.array(rows, dtype=np.int64))
+    if not blocks:
         return np.zeros((0, n_cols), dtype=np.int64)
-    return np.array(rows, dtype=np.int64)
+    return np.concatenate(blocks)
+
+
+PGCOPY_HEADER = 19  # signature (11), flags (4), header extension length (4)
+
+
+def _copy_int_matrix(sql: str, params: tuple, n_cols: int) -> np.ndarray:
+    names = ", ".join(f"c{i}" for i in range(n_cols))
+    casts = ", ".join(f"c{i}::bigint" for i in range(n_cols))
+    statement = f"COPY (SELECT {casts} FROM ({sql}) AS q({names})) TO STDOUT (FORMAT BINARY)"
+    connection.ensure_connection()
+    buffer = bytearray()
+    with connection.connection.cursor() as cursor, cursor.copy(statement, params) as copy:
+        for block in copy:
+            buffer += block
+    row = np.dtype(
+        [("n", ">i2"), *[(f"x{i}", [("len", ">i4"), ("v", ">i8")]) for i in range(n_cols)]]
+    )
+    body = memoryview(buffer)[PGCOPY_HEADER : len(buffer) - 2]  # trailer: int16 -1
+    records = np.frombuffer(body, dtype=row)
+    if len(records) and not (records["n"] == n_cols).all():
+        raise ValueError("unexpected COPY layout (a NULL column?)")
+    out = np.empty((len(records), n_cols), dtype=np.int64)
+    for i in range(n_cols):
+        out[:, i] = records[f"x{i}"]["v"]
+    return out
 
 
 def _int(expr, default: int = MISSING):
@@ -55,6 +86,9 @@ class PairwiseTasks:
     first_len: np.ndarray  # characters
     second_len: np.ndarray
     is_gold: np.ndarray  # bool
+    first_sys: np.ndarray  # system code of the first response (see ``system_names``)
+    second_sys: np.ndarray
+    system_names: dict[int, str]  # code -> name: model version name, else the response's source
 
     def index_of(self, task_ids: np.ndarray) -> np.ndarray:
         """Row of each task id (-1 when the task is not a two-response pairwise task)."""
@@ -66,8 +100,13 @@ class PairwiseTasks:
 
 
 def pairwise_tasks(project_id: int) -> PairwiseTasks:
+    """System code of a response: its model version id (> 0) or minus the dense rank of its
+    source among the project's pairwise responses (< 0), so the query returns only integers."""
+    base = TaskResponse.objects.filter(task__project_id=project_id, task__kind=TaskKind.PAIRWISE)
     qs = (
-        TaskResponse.objects.filter(task__project_id=project_id, task__kind=TaskKind.PAIRWISE)
+        base.annotate(
+            source_rank=Window(DenseRank(), order_by=F("response__source").asc()),
+        )
         .order_by("task_id", "position")
         .values_list(
             "task_id",
@@ -75,14 +114,24 @@ def pairwise_tasks(project_id: int) -> PairwiseTasks:
             "response_id",
             Length("response__text"),
             Case(When(task__is_gold=True, then=Value(1)), default=Value(0)),
+            _int("response__model_version_id"),
+            "source_rank",
         )
     )
-    m = fetch_int_matrix(qs, 5)
-    first_rows = m[m[:, 1] == 0]
-    second_rows = m[m[:, 1] == 1]
-    common = np.intersect1d(first_rows[:, 0], second_rows[:, 0])
-    first_rows = first_rows[np.isin(first_rows[:, 0], common)]
-    second_rows = second_rows[np.isin(second_rows[:, 0], common)]
+    m = fetch_int_matrix(qs, 7)
+    sources = list(
+        base.order_by("response__source").values_list("response__source", flat=True).distinct()
+    )
+    versions = dict(ModelVersion.objects.filter(project_id=project_id).values_list("id", "name"))
+    names = {-(i + 1): (src or "imported") for i, src in enumerate(sources)}
+    names.update(versions)
+    system = np.where(m[:, 5] > 0, m[:, 5], -m[:, 6]) if len(m) else m[:, 5]
+    first_mask = m[:, 1] == 0
+    second_mask = m[:, 1] == 1
+    common = np.intersect1d(m[first_mask, 0], m[second_mask, 0])
+    first_mask &= np.isin(m[:, 0], common)
+    second_mask &= np.isin(m[:, 0], common)
+    first_rows, second_rows = m[first_mask], m[second_mask]
     return PairwiseTasks(
         task_ids=first_rows[:, 0],
         first=first_rows[:, 2],
@@ -90,6 +139,9 @@ def pairwise_tasks(project_id: int) -> PairwiseTasks:
         first_len=first_rows[:, 3],
         second_len=second_rows[:, 3],
         is_gold=first_rows[:, 4].astype(bool),
+        first_sys=system[first_mask],
+        second_sys=system[second_mask],
+        system_names=names,
     )
 
 

@@ -48,23 +48,32 @@ def fingerprint(project_id: int) -> list[Any]:
 def dashboard_compute(project_id: int) -> dict[str, Any]:
     """Every section from scratch (SQL aggregation + numpy)."""
     started = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def timed(name: str, fn: Any, *args: Any) -> Any:
+        t0 = time.perf_counter()
+        out = fn(*args)
+        timings[name] = round(time.perf_counter() - t0, 3)
+        return out
+
     now = timezone.now()
-    tasks = pairwise_tasks(project_id)
-    pw = pairwise_judgments(project_id, tasks)
+    tasks = timed("fetch_tasks", pairwise_tasks, project_id)
+    pw = timed("fetch_judgments", pairwise_judgments, project_id, tasks)
     tables: dict[str, dict] = {}
-    tables.update(sections.agreement_section(project_id, pw))
-    tables.update(sections.rater_section(project_id, pw))
-    throughput_tables, summary = sections.throughput_section(project_id, now)
+    tables.update(timed("agreement", sections.agreement_section, project_id, pw))
+    tables.update(timed("raters", sections.rater_section, project_id, pw))
+    throughput_tables, summary = timed("throughput", sections.throughput_section, project_id, now)
     tables.update(throughput_tables)
-    tables.update(sections.bias_section(project_id, pw))
-    tables.update(sections.leaderboard_section(project_id, pw, tasks))
-    run_tables, curves = sections.runs_section(project_id)
+    tables.update(timed("bias", sections.bias_section, project_id, pw))
+    tables.update(timed("leaderboard", sections.leaderboard_section, pw, tasks))
+    run_tables, curves = timed("runs", sections.runs_section, project_id)
     tables.update(run_tables)
     summary["pairwise_judgments"] = len(pw.ids)
     return {
         "project_id": project_id,
         "computed_at": now.isoformat(),
         "compute_seconds": round(time.perf_counter() - started, 3),
+        "timings": timings,
         "summary": summary,
         "tables": tables,
         "curves": curves,

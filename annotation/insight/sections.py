@@ -40,7 +40,6 @@ from annotation.models import (
     ModelKind,
     ModelVersion,
     RaterExclusion,
-    Response,
     Task,
     TaskKind,
     TaskStatus,
@@ -274,6 +273,50 @@ def _gold_correct(kind: str, answer: Any, preferred: Any, choice: str, payload: 
     return None
 
 
+def _per_rater_arrays(
+    pw: PairwiseJudgments, raters: np.ndarray, loo_rater: np.ndarray, loo: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Per-rater sums (aligned with the sorted ``raters``) by bincount: no loop over raters."""
+    k = len(raters)
+
+    def index(ids: np.ndarray) -> np.ndarray:
+        pos = np.minimum(np.searchsorted(raters, ids), max(k - 1, 0))
+        return np.where((k > 0) & (raters[pos] == ids) if k else False, pos, k)
+
+    def count(ids: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        return np.bincount(index(ids), weights=weights, minlength=k + 1)[:k]
+
+    human = pw.human & (pw.rater >= 0)
+    ab = human & (pw.shown >= 0) & (pw.shown <= 1)
+    decided = human & (pw.chose_longer >= 0)
+    timed = human & (pw.time_ms >= 0)
+    valid_loo = loo >= 0
+    # Median time per rater: sort by (rater, time), take the middle of each rater's run.
+    t_idx = index(pw.rater[timed])
+    t_ms = pw.time_ms[timed]
+    order = np.lexsort((t_ms, t_idx))
+    t_idx, t_ms = t_idx[order], t_ms[order]
+    sizes = np.bincount(t_idx, minlength=k + 1)[:k]
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    median = np.zeros(k)
+    has = sizes > 0
+    if has.any():
+        lo = starts[has] + (sizes[has] - 1) // 2
+        hi = starts[has] + sizes[has] // 2
+        median[has] = (t_ms[lo] + t_ms[hi]) / 2
+    return {
+        "ab": count(pw.rater[ab]),
+        "left": count(pw.rater[ab], (pw.shown[ab] == 0).astype(float)),
+        "decided": count(pw.rater[decided]),
+        "longer": count(pw.rater[decided], pw.chose_longer[decided].astype(float)),
+        "timed": sizes,
+        "too_fast": count(pw.rater[timed], (pw.time_ms[timed] < TOO_FAST_MS).astype(float)),
+        "median_ms": median,
+        "loo_n": count(loo_rater[valid_loo]),
+        "loo_agree": count(loo_rater[valid_loo], loo[valid_loo].astype(float)),
+    }
+
+
 def rater_section(project_id: int, pw: PairwiseJudgments) -> dict[str, dict]:
     base = Judgment.objects.filter(project_id=project_id, rater__isnull=False)
     per_rater = dict(
@@ -323,18 +366,15 @@ def rater_section(project_id: int, pw: PairwiseJudgments) -> dict[str, dict]:
     )
     sel = ~pw.gold & (pw.rater >= 0)
     loo_rater, loo = _loo_majority(pw, sel)
-    human = pw.human & (pw.rater >= 0)
     raters = sorted(set(per_rater) | set(leases))
     names = usernames(raters)
+    stats = _per_rater_arrays(pw, np.array(raters, dtype=np.int64), loo_rater, loo)
     rows = []
-    for rid in raters:
-        mine_loo = loo[(loo_rater == rid) & (loo >= 0)]
-        mine = human & (pw.rater == rid)
-        times = pw.time_ms[mine & (pw.time_ms >= 0)]
-        ab = mine & (pw.shown <= 1) & (pw.shown >= 0)
-        pos = proportion(int((pw.shown[ab] == 0).sum()), int(ab.sum()))
-        longer = mine & (pw.chose_longer >= 0)
-        length = proportion(int(pw.chose_longer[longer].sum()), int(longer.sum()))
+    for k, rid in enumerate(raters):
+        pos = proportion(int(stats["left"][k]), int(stats["ab"][k]), test=False)
+        length = proportion(int(stats["longer"][k]), int(stats["decided"][k]), test=False)
+        n_loo = int(stats["loo_n"][k])
+        n_times = int(stats["timed"][k])
         lease = leases.get(rid, {"total": 0, "skipped": 0, "expired": 0})
         g_ok, g_n = gold.get(rid, (0, 0))
         rows.append(
@@ -342,13 +382,13 @@ def rater_section(project_id: int, pw: PairwiseJudgments) -> dict[str, dict]:
                 rid,
                 names.get(rid, str(rid)),
                 per_rater.get(rid, 0),
-                _r(mine_loo.mean()) if len(mine_loo) else None,
-                len(mine_loo),
+                _r(stats["loo_agree"][k] / n_loo) if n_loo else None,
+                n_loo,
                 _r(g_ok / g_n) if g_n else None,
                 g_n,
                 _r(first.get(rid, 0) / hours[rid], 1) if hours.get(rid) else None,
-                _r(np.median(times) / 1000, 1) if len(times) else None,
-                _r((times < TOO_FAST_MS).mean()) if len(times) else None,
+                _r(stats["median_ms"][k] / 1000, 1) if n_times else None,
+                _r(stats["too_fast"][k] / n_times) if n_times else None,
                 _r(lease["skipped"] / lease["total"]) if lease["total"] else None,
                 lease["expired"],
                 _r(pos.share),
@@ -542,32 +582,19 @@ def bias_section(project_id: int, pw: PairwiseJudgments) -> dict[str, dict]:
 # -- leaderboard and runs -------------------------------------------------------------------------
 
 
-def response_systems(project_id: int) -> dict[int, str]:
-    """Response id -> system: its model version's name, or its source when imported."""
-    rows = Response.objects.filter(prompt__project_id=project_id).values_list(
-        "id", "model_version__name", "source", "origin"
-    )
-    return {rid: mv or source or origin for rid, mv, source, origin in rows}
-
-
-def leaderboard_section(
-    project_id: int, pw: PairwiseJudgments, tasks: PairwiseTasks
-) -> dict[str, dict]:
-    first = tasks.first[pw.task_row]
-    second = tasks.second[pw.task_row]
+def leaderboard_section(pw: PairwiseJudgments, tasks: PairwiseTasks) -> dict[str, dict]:
     used = (pw.canon >= 0) & (pw.canon <= 2) & ~pw.gold
-    if not used.any():
+    rows_used = pw.task_row[used]
+    codes_first = tasks.first_sys[rows_used]
+    codes_second = tasks.second_sys[rows_used]
+    codes, inverse = np.unique(np.concatenate([codes_first, codes_second]), return_inverse=True)
+    names = [tasks.system_names.get(int(c), str(c)) for c in codes]
+    if len(names) < 2:
         return {
             "leaderboard": table("Leaderboard", ["rank", "system"], []),
             "win_rates": table("Win rates", ["system"], []),
         }
-    systems_of = response_systems(project_id)
-    involved = np.unique(np.concatenate([first[used], second[used]]))
-    names = sorted({systems_of.get(int(r), "unknown") for r in involved})
-    index = {n: i for i, n in enumerate(names)}
-    lookup = {int(r): index[systems_of.get(int(r), "unknown")] for r in involved}
-    sys_first = np.array([lookup.get(int(r), -1) for r in first[used]])
-    sys_second = np.array([lookup.get(int(r), -1) for r in second[used]])
+    sys_first, sys_second = inverse[: len(rows_used)], inverse[len(rows_used) :]
     canon = pw.canon[used]
     differ = sys_first != sys_second
     win = differ & (canon < 2)

@@ -36,7 +36,10 @@ def weighted_sums(features: np.ndarray, n_boot: int, rng: np.random.Generator) -
     n = features.shape[0]
     if n == 0:
         return np.zeros((0, features.shape[1]))
-    return np.concatenate([w @ features for w in resample_weights(n, n_boot, rng)])
+    # (f, n) @ (n, b) with a contiguous transposed copy: the layout OpenBLAS is fast on (the
+    # plain (b, n) @ (n, f) product measured ~70x slower for n ~ 1e5).
+    features_t = np.ascontiguousarray(features.T)
+    return np.concatenate([(features_t @ w.T).T for w in resample_weights(n, n_boot, rng)])
 
 
 def percentile_interval(replicates: np.ndarray) -> tuple[float | None, float | None]:

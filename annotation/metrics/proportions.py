@@ -26,13 +26,18 @@ class Proportion:
         return asdict(self)
 
 
-def proportion(successes: int, n: int, *, expected: float = 0.5, alpha: float = 0.05) -> Proportion:
-    """Share with its Wilson interval. ``n == 0`` gives an empty (None) estimate, never biased."""
+def proportion(
+    successes: int, n: int, *, expected: float = 0.5, alpha: float = 0.05, test: bool = True
+) -> Proportion:
+    """Share with its Wilson interval. ``n == 0`` gives an empty (None) estimate, never biased.
+
+    ``test=False`` skips the exact binomial p-value (None): the interval alone decides ``biased``
+    and hundreds of per-rater rows stay cheap."""
     successes, n = int(successes), int(n)
     if n == 0:
         return Proportion(0, 0, None, None, None, expected, None, False)
     low, high = proportion_confint(successes, n, alpha=alpha, method="wilson")
-    p_value = float(binomtest(successes, n, expected).pvalue)
+    p_value = float(binomtest(successes, n, expected).pvalue) if test else None
     return Proportion(
         successes=successes,
         n=n,

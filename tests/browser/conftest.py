@@ -80,6 +80,14 @@ class Session:
             arg=previous,
         )
 
+    def wait_for_prefetch(self) -> None:
+        """Until the next task (or 'none left') is held in the page's memory."""
+        self.page.wait_for_function(
+            "() => { const a = document.getElementById('label-app');"
+            " const f = document.querySelector('form.task');"
+            " return a.dataset.prefetched && f && a.dataset.prefetched !== f.dataset.assignment; }"
+        )
+
     def wait_for_queue_empty(self) -> None:
         self.page.wait_for_function(
             "() => Object.keys(localStorage).filter(k => k.endsWith(':queue'))"

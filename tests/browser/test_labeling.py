@@ -232,8 +232,10 @@ def test_project_list_shows_tasks_left_and_today(open_session, project, rater):
     s.screenshot("projects-desktop")
     s.page.click("text=Start labeling")
     s.page.wait_for_selector("form.task")
+    first = s.shown_assignment()
     s.page.keyboard.press("t")
     s.page.keyboard.press("Enter")
+    s.wait_for_next(first)  # the second task is on screen, so it is held
     s.wait_for_queue_empty()
     s.goto("/")
     assert s.page.get_attribute("td[data-today]", "data-today") == "1"

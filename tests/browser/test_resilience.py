@@ -76,7 +76,6 @@ def test_response_lost_then_offline_then_back_stores_exactly_one(open_session, p
     s = open_session(rater)
     s.label(project.id)
     first = s.shown_assignment()
-    s.page.wait_for_function("() => true")
     keys: list[str] = []
     attempts = {"n": 0}
 
@@ -110,8 +109,7 @@ def test_offline_submit_is_sent_when_back_online(open_session, project, rater):
     s = open_session(rater)
     s.label(project.id)
     first = s.shown_assignment()
-    s.page.wait_for_function("() => window.prefloopTimings !== undefined")
-    s.page.wait_for_timeout(300)  # let the prefetch land
+    s.wait_for_prefetch()  # offline, the next task can only come from memory
     s.context.set_offline(True)
     s.page.keyboard.press("b")
     s.page.keyboard.press("2")
@@ -130,6 +128,7 @@ def test_reload_before_the_answer_is_acknowledged(open_session, project, rater):
     s = open_session(rater)
     s.label(project.id)
     first = s.shown_assignment()
+    s.wait_for_prefetch()
     s.page.route(SUBMIT_URL, lambda route: route.abort("internetdisconnected"))
     s.page.keyboard.press("t")
     s.page.keyboard.press("Enter")

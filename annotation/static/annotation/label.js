@@ -285,6 +285,7 @@
       if (!current || current.id !== forId) return;
       if (t.id !== null && (String(t.id) === String(current.id) || isQueued(t.id))) return;
       prefetched = t;
+      app.dataset.prefetched = String(t.id); // observable by tests and bench/ui.py
     }, function () {
       prefetching = null;
     });

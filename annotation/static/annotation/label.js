@@ -224,9 +224,12 @@
     }).then(function (r) {
       sending = false;
       var transient = r.status >= 500 || r.status === 408 || r.status === 429;
-      var loggedOut = r.status === 401 || (r.status === 403 && /credentials|authenticat/i.test(r.data.error || ""));
+      // 401/403: a session that ended or a stale CSRF token. Keep the answer and retry: it is
+      // sent as soon as the rater is logged in again (in any tab).
+      var loggedOut = r.status === 401 || r.status === 403;
       if (transient || loggedOut) {
-        if (loggedOut) say("Your session ended. Log in again in another tab; your answers are kept here.", true);
+        if (loggedOut) say("The server refused your answer (" + (r.data.error || r.status) + "). " +
+          "If your session ended, log in again in another tab; your answers are kept here.", true);
         scheduleRetry();
         showNet();
         return;
@@ -261,6 +264,11 @@
     if (resp.status === 204) return { id: null };
     if (!resp.ok) throw new Error("HTTP " + resp.status);
     var id = resp.headers.get("X-Assignment-Id");
+    if (!id) {
+      // Redirected to the login page: the session ended. Answers stay queued.
+      say("Your session ended. Log in again in another tab; your answers are kept here.", true);
+      throw new Error("not a task");
+    }
     return resp.text().then(function (html) {
       var tpl = document.createElement("template");
       tpl.innerHTML = html; // our own server's sanitised fragment
@@ -647,9 +655,8 @@
     undoBtn.hidden = true;
   }
   function undo() {
-    if (!undoState || !current) return;
+    if (!undoState || !undoState.done || !current) return;
     var done = undoState.done;
-    var lastBody = undoState.item.body;
     stopUndo();
     // Keep the task now on screen (still leased) to come back to after the change.
     var resume = current.form || slot.firstElementChild;
@@ -663,7 +670,6 @@
     refresh();
     undoState = { resume: resumeFrag, deadline: Infinity };
     say("Change your answer and submit again: a new revision is stored, the first is kept.");
-    void lastBody;
   }
   undoBtn.addEventListener("click", undo);
 
@@ -843,6 +849,8 @@
   }
 
   // ---------------------------------------------------------------- start
+  guidelines.open = load("guidelines-open", false);
+  guidelines.addEventListener("toggle", function () { save("guidelines-open", guidelines.open); });
   pruneDrafts();
   showNet();
   var first = slot.querySelector("form.task");

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from annotation.models import Assignment, AssignmentStatus, Judgment, Origin, Response
-from tests.browser.conftest import NARROW
+from tests.browser.conftest import NARROW, SCREENSHOTS
 from tests.browser.helpers import CONVERSATION, PLAIN_ANSWERS, task_with_text
 from tests.factories import ProjectFactory, make_rater
 
@@ -241,3 +241,27 @@ def test_project_list_shows_tasks_left_and_today(open_session, project, rater):
     assert s.page.get_attribute("td[data-today]", "data-today") == "1"
     # One judged, one held as the prefetched next task: neither is "left" for anyone else.
     assert s.page.get_attribute("td[data-left]", "data-left") == "0"
+
+
+def test_login_with_the_keyboard(browser, live_server, project, rater):
+    rater.set_password("correct horse battery")
+    rater.save()
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto(live_server.url + "/login/")
+        assert page.evaluate("document.activeElement.id") == "id_username"
+        page.keyboard.type("rita")
+        page.keyboard.press("Tab")
+        page.keyboard.type("wrong")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("[role=alert]")
+        page.screenshot(path=str(SCREENSHOTS / "login-error-desktop.png"), full_page=True)
+        page.fill("#id_password", "")
+        page.focus("#id_password")
+        page.keyboard.type("correct horse battery")
+        page.keyboard.press("Enter")
+        page.wait_for_url(live_server.url + "/")
+        assert "Your projects" in page.inner_text("h1")
+    finally:
+        context.close()

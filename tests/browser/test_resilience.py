@@ -175,3 +175,38 @@ def test_undo_writes_a_revision_and_keeps_the_first(open_session, project, rater
         (2, "B", 4, True),
     ]
     assert s.page.inner_text("#today-count") == "1"  # a revision is not a second task
+
+
+def test_answer_kept_while_logged_out_and_sent_after_login(
+    open_session, project, rater, live_server
+):
+    from django.conf import settings
+    from django.test import Client
+
+    task = task_with_text(project, kind="pairwise", texts=PLAIN_ANSWERS[:2])
+    task_with_text(project, kind="pairwise", texts=PLAIN_ANSWERS[2:4])
+    s = open_session(rater)
+    s.label(project.id)
+    first = s.shown_assignment()
+    s.wait_for_prefetch()
+    s.context.clear_cookies()  # the session ends (expired, or logged out elsewhere)
+    s.page.keyboard.press("a")
+    s.page.keyboard.press("1")
+    s.page.keyboard.press("Enter")
+    s.wait_for_next(first)
+    s.page.wait_for_selector("#alert:not([hidden])")
+    assert "log in again" in s.page.inner_text("#alert")
+    assert not Judgment.objects.filter(task=task).exists()
+    # The rater logs in again in another tab; the queued answer goes out with its key.
+    client = Client()
+    client.force_login(rater)
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
+    s.context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": live_server.url}]
+    )
+    other_tab = s.context.new_page()
+    other_tab.goto(live_server.url + "/")  # sets a fresh CSRF cookie
+    s.page.evaluate("() => window.dispatchEvent(new Event('online'))")
+    s.wait_for_queue_empty()
+    judgment = Judgment.objects.get(task=task)
+    assert (judgment.choice, judgment.strength) == ("A", 1)

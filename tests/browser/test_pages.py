@@ -96,3 +96,10 @@ def test_home_lists_projects_with_tasks_left_and_today(project, rater):
     rows = response.context["rows"]
     assert [(r["project"].id, r["left"], r["today"]) for r in rows] == [(project.id, 3, 0)]
     assert "Not mine" not in response.content.decode()
+
+
+def test_home_links_managers_to_the_dashboard(project, rater):
+    manager = make_rater(project, role="manager")
+    make_task(project)
+    assert f"/manage/projects/{project.id}/" in client_for(manager).get("/").content.decode()
+    assert "/manage/" not in client_for(rater).get("/").content.decode()

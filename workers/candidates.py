@@ -59,6 +59,11 @@ class Models:
         return self._get("rm", path)
 
 
+def storable(text: str) -> str:
+    """Model output as the database can hold it: PostgreSQL text cannot contain NUL."""
+    return text.replace("\x00", "\ufffd")
+
+
 def cycle_index(ctx: Context) -> int:
     """How many cycles the project ran before this one (seeds depend on it, not on row ids, so a
     seeded simulation is reproducible in any database)."""
@@ -152,7 +157,7 @@ def step_generate(ctx: Context) -> tuple[dict[str, Any], Any]:
     rows = [
         Response(
             prompt=prompt,
-            text=sample.text,
+            text=storable(sample.text),
             origin=Origin.MODEL,
             source=version.name,
             model_version=version,

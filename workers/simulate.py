@@ -106,6 +106,12 @@ class RoundReport:
             f"promoted {'yes' if self.promoted else 'no '}  {self.seconds:5.1f}s"
         )
 
+    def timing_line(self) -> str:
+        from workers.steps import STEP_WEIGHTS
+
+        steps = [n for n in STEP_WEIGHTS if n in self.timings]
+        return "    cycle steps (s): " + " ".join(f"{n} {self.timings[n]:.1f}" for n in steps)
+
 
 class Simulation:
     """Owns one simulated project; :meth:`run` yields a :class:`RoundReport` per round."""
@@ -181,7 +187,7 @@ class Simulation:
     def _rm_eval_pairs(self, base: str) -> list[tuple[Any, str, str]]:
         """Held-out (prompt, better, worse) by the hidden rule, from base samples."""
         pairs = []
-        for prompt, texts in zip(self.eval_messages, self._sample(base, 6, 999), strict=True):
+        for prompt, texts in zip(self.eval_messages, self._sample(base, 12, 999), strict=True):
             for i in range(0, len(texts) - 1, 2):
                 a, b = texts[i], texts[i + 1]
                 if hidden_score(a) != hidden_score(b):
@@ -190,14 +196,18 @@ class Simulation:
         return pairs
 
     # ------------------------------------------------------------ raters
-    def _choose(self, texts: list[str]) -> tuple[int, bool]:
-        """Index of the preferred of two displayed texts, and whether it agrees with the rule."""
-        a, b = hidden_score(texts[0]), hidden_score(texts[1])
-        if a == b:
-            return self.rng.randrange(2), True
-        right = 0 if a > b else 1
+    def _choose(self, texts: dict[int, str]) -> tuple[int, bool]:
+        """The preferred of two responses (by id), and whether it agrees with the hidden rule.
+
+        Decided on ids in sorted order, never on the (randomly shuffled) display order, so a
+        seeded simulation gives the same judgments in every run."""
+        a, b = sorted(texts)
+        sa, sb = hidden_score(texts[a]), hidden_score(texts[b])
+        if sa == sb:
+            return (a, b)[self.rng.randrange(2)], True
+        right, wrong = (a, b) if sa > sb else (b, a)
         if self.rng.random() < self.cfg.flip:
-            return 1 - right, False
+            return wrong, False
         return right, True
 
     def label_open_tasks(self) -> tuple[int, float]:
@@ -219,14 +229,15 @@ class Simulation:
                     continue
                 order = claim.assignment.display_order
                 texts = dict(Response.objects.filter(id__in=order).values_list("id", "text"))
-                pick, right = self._choose([texts[order[0]], texts[order[1]]])
-                strength = 1 + min(
-                    3, int(abs(hidden_score(texts[order[0]]) - hidden_score(texts[order[1]])) * 20)
-                )
+                preferred, right = self._choose(texts)
+                gap = abs(hidden_score(texts[order[0]]) - hidden_score(texts[order[1]]))
                 judgment_submit(
                     assignment_id=claim.assignment.id,
                     rater=rater,
-                    body={"choice": "AB"[pick], "strength": strength},
+                    body={
+                        "choice": "AB"[order.index(preferred)],
+                        "strength": 1 + min(3, int(gap * 20)),  # a clearer gap, a stronger choice
+                    },
                     idempotency_key=f"sim-{claim.assignment.id}",
                 )
                 done += 1

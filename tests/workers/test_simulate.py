@@ -1,0 +1,35 @@
+"""The simulated loop: 3 short seeded rounds on a tiny model push the hidden score up."""
+
+from __future__ import annotations
+
+import pytest
+
+from annotation import models
+from workers.simulate import SimConfig, Simulation, hidden_score
+
+
+def test_hidden_score_rule():
+    assert hidden_score("") == 0.0
+    assert hidden_score("ab c") == 1.0
+    assert hidden_score("aB1!") == 0.25
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simulated_loop_raises_hidden_score(tmp_path, settings):
+    settings.LOOP_ARTIFACTS_DIR = tmp_path / "artifacts"
+    config = SimConfig(
+        rounds=3, labels_per_round=40, train_prompts=16, eval_prompts=8, seed=0,
+        rm_pairs_prompts=16, eval_samples=6, workdir=str(tmp_path / "sim"),
+    )  # fmt: skip
+    lines: list[str] = []
+
+    reports = Simulation(config).run(report=lambda r: lines.extend([r.line(), r.timing_line()]))
+
+    print("\n".join(lines))
+    assert [r.round for r in reports] == [0, 1, 2, 3]
+    assert [r.judgments for r in reports[1:]] == [40, 40, 40]
+    assert models.Judgment.objects.count() == 120
+    assert 0.7 < sum(r.rater_accuracy for r in reports[1:]) / 3 < 0.95
+    assert reports[-1].hidden_score > reports[0].hidden_score + 0.02
+    assert max(r.hidden_score for r in reports[1:]) > reports[0].hidden_score
+    assert all(r.rm_accuracy is not None for r in reports[1:])

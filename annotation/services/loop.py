@@ -99,9 +99,10 @@ def retrain_due(*, project: Project, now: Any = None) -> tuple[bool, str]:
     return True, f"{fresh} new judgments"
 
 
-def _check_config(config: dict[str, Any]) -> dict[str, Any]:
+def _check_config(config: object) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ValidationFailed("config must be a JSON object.", field="config")
+    config = dict(config)
     unknown = sorted(set(config) - CONFIG_KEYS)
     if unknown:
         raise ValidationFailed(
@@ -131,7 +132,7 @@ def retrain_claim(
     (the insert runs in a savepoint so the caller's transaction survives losing). The cycle is
     enqueued when the outermost transaction commits.
     """
-    config = _check_config(dict(config or {}))
+    config = _check_config(config if config is not None else {})
     trainers = [t for t in project.trainers if t in KNOWN_TRAINERS] or ["rm", "dpo"]
     try:
         with transaction.atomic():

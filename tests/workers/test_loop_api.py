@@ -1,0 +1,108 @@
+"""POST /api/projects/<id>/retrain/ and the run detail: rules, errors, enqueue on commit."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from annotation import models
+from annotation.services.loop import retrain_due
+from tests.factories import ProjectFactory, make_rater, make_task
+
+
+@pytest.mark.django_db
+def test_retrain_now_queues_one_run_and_enqueues_after_commit(
+    project, manager, api, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        answer = api(manager).post(
+            f"/api/projects/{project.id}/retrain/",
+            {"config": {"pairs_per_cycle": 8}},
+            format="json",
+        )
+
+    assert answer.status_code == 202, answer.content
+    run = models.TrainingRun.objects.get(project=project)
+    assert answer.json()["id"] == run.id
+    assert run.status == "queued"
+    assert run.config == {"pairs_per_cycle": 8}
+    assert run.triggered_by == f"manual:{manager.pk}"
+    assert len(callbacks) == 1  # the message goes out only when the run row is committed
+
+    again = api(manager).post(f"/api/projects/{project.id}/retrain/", {}, format="json")
+    assert again.status_code == 409
+    assert f"run {run.id}" in again.json()["error"]
+    assert models.TrainingRun.objects.filter(project=project).count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"config": {"bogus": 1}}, "Unknown run option"),
+        ({"config": {"random_share": 2}}, "random_share"),
+        ({"config": {"pairs_per_cycle": "many"}}, "pairs_per_cycle"),
+        ({"config": [1]}, "config"),
+    ],
+)
+def test_bad_run_config_is_400_and_changes_nothing(project, manager, api, body, message):
+    answer = api(manager).post(f"/api/projects/{project.id}/retrain/", body, format="json")
+
+    assert answer.status_code == 400
+    assert message in answer.json()["error"]
+    assert not models.TrainingRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_only_managers_of_the_project_may_retrain(project, rater, api):
+    assert api(rater).post(f"/api/projects/{project.id}/retrain/").status_code == 403
+    stranger = make_rater(ProjectFactory(), role="manager")
+    assert api(stranger).post(f"/api/projects/{project.id}/retrain/").status_code == 404
+    assert not models.TrainingRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_policy_needs_new_judgments_and_the_interval(project, manager, api):
+    project.auto_retrain = True
+    project.min_new_judgments = 2
+    project.min_interval_minutes = 30
+    project.save()
+    rater = make_rater(project)
+    assert retrain_due(project=project) == (False, "0 new judgments < 2")
+    for _ in range(2):
+        task = make_task(project, required=1)
+        models.Judgment.objects.create(
+            task=task, project=project, rater=rater, kind="pairwise", choice="tie"
+        )
+    assert retrain_due(project=project) == (True, "2 new judgments")
+    status = api(manager).get(f"/api/projects/{project.id}/retrain/").json()
+    assert status == {
+        "due": True,
+        "reason": "2 new judgments",
+        "new_judgments": 2,
+        "active_run": None,
+    }
+
+    done = models.TrainingRun.objects.create(
+        project=project, status="succeeded", snapshot_max_judgment_id=10**9
+    )
+    assert retrain_due(project=project)[0] is False  # interval not passed
+    later = timezone.now() + timedelta(minutes=31)
+    assert retrain_due(project=project, now=later) == (False, "0 new judgments < 2")
+    assert done.id
+
+
+@pytest.mark.django_db
+def test_run_detail_is_project_scoped(project, manager, api):
+    run = models.TrainingRun.objects.create(project=project)
+    models.RunStep.objects.create(run=run, name="snapshot", result={"judgments": 3}, seconds=0.1)
+    other = models.TrainingRun.objects.create(project=ProjectFactory())
+
+    detail = api(manager).get(f"/api/projects/{project.id}/training-runs/{run.id}/")
+    assert detail.status_code == 200
+    assert detail.json()["steps"][0]["result"] == {"judgments": 3}
+    assert (
+        api(manager).get(f"/api/projects/{project.id}/training-runs/{other.id}/").status_code == 404
+    )

@@ -24,7 +24,7 @@ def run_cycle(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
         raise self.retry(exc=exc, countdown=min(600, 5 * 2**self.request.retries)) from exc
 
 
-@app.task(name="loop.policy_tick")
+@app.task(name="loop.policy_tick", soft_time_limit=50, time_limit=60)
 def policy_tick() -> list[int]:
     from workers.schedules import retrain_tick
 

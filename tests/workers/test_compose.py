@@ -29,7 +29,7 @@ def test_workers_share_the_artifact_volume_and_queues_are_split():
     for name in ("web", "worker-cpu", "worker-gpu", "beat"):
         assert "artifacts:/artifacts" in services[name]["volumes"], name
         assert services[name]["environment"]["REDIS_URL"].startswith("redis://redis:")
-    assert "-Q gpu --pool solo --concurrency 1" in services["worker-gpu"]["command"]
+    assert "-Q gpu --pool prefork --concurrency 1" in services["worker-gpu"]["command"]
     assert services["worker-gpu"]["gpus"] == "all"
     assert "-Q cpu" in services["worker-cpu"]["command"]
     assert "beat" in services["beat"]["command"]

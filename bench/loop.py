@@ -1,0 +1,128 @@
+"""Benchmark: label efficiency of the closed loop, active vs random pair selection.
+
+Runs the simulated loop (workers/simulate.py: tiny model, simulated raters with a hidden rule and
+73 % inter-rater agreement) for a fixed label budget with each selection strategy and the same
+seeds, and prints:
+
+- the policy's hidden score after every round (mean over seeds) and the gain per 1,000 judgments;
+- how many judgments active selection needed to reach random selection's final hidden score
+  (target: at most 70 % of the budget);
+- time per cycle split by step.
+
+It uses a throwaway SQLite database and artifact folder under a temp dir (never your data)::
+
+    .venv/bin/python bench/loop.py --rounds 4 --labels-per-round 48 --seeds 0 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def setup_django(tmp: Path) -> None:
+    os.environ["PREFLOOP_VAR_DIR"] = str(tmp)
+    os.environ["DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
+    os.environ["LOOP_ARTIFACTS_DIR"] = str(tmp / "artifacts")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+def run_strategy(selection: str, seed: int, args: argparse.Namespace, tmp: Path) -> list:
+    from workers.simulate import SimConfig, Simulation
+
+    config = SimConfig(
+        rounds=args.rounds,
+        labels_per_round=args.labels_per_round,
+        train_prompts=args.train_prompts,
+        eval_prompts=args.eval_prompts,
+        selection=selection,
+        seed=seed,
+        workdir=str(tmp / f"{selection}-{seed}"),
+    )
+    return Simulation(config).run(
+        report=lambda r: print(f"  [{selection} seed {seed}] {r.line()}", flush=True)
+    )
+
+
+def first_reaching(curve: list[tuple[int, float]], target: float) -> int | None:
+    """Judgments at the first round whose score reaches ``target`` (None if never)."""
+    return next((n for n, score in curve if score >= target), None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--labels-per-round", type=int, default=48)
+    parser.add_argument("--train-prompts", type=int, default=32)
+    parser.add_argument("--eval-prompts", type=int, default=12)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-loop-") as tmpdir:
+        tmp = Path(tmpdir)
+        setup_django(tmp)
+        results: dict[str, list[list]] = {"active": [], "random": []}
+        t0 = time.perf_counter()
+        for seed in args.seeds:
+            for selection in ("random", "active"):
+                results[selection].append(run_strategy(selection, seed, args, tmp))
+        report(results, args, time.perf_counter() - t0)
+
+
+def report(results: dict[str, list[list]], args: argparse.Namespace, seconds: float) -> None:
+    budget = args.rounds * args.labels_per_round
+    print(f"\nBudget {budget} judgments per run ({args.rounds} rounds x {args.labels_per_round}),")
+    print(f"seeds {args.seeds}; hidden score = mean over seeds. Total wall time {seconds:.0f}s.\n")
+    curves = {}
+    for selection, runs in results.items():
+        curve = [
+            (runs[0][i].total_judgments, statistics.mean(r[i].hidden_score for r in runs))
+            for i in range(args.rounds + 1)
+        ]
+        curves[selection] = curve
+        gain = (curve[-1][1] - curve[0][1]) / budget * 1000
+        rm = [r[-1].rm_accuracy for r in runs if r[-1].rm_accuracy is not None]
+        print(
+            f"{selection:>6}: " + "  ".join(f"{n:4d}:{s:.4f}" for n, s in curve)
+            + f"   gain/1k judgments {gain:+.4f}"
+            + (f"   final RM acc {statistics.mean(rm):.3f}" if rm else "")
+        )  # fmt: skip
+    target = curves["random"][-1][1]
+    needed = first_reaching(curves["active"], target)
+    if needed is None:
+        print(f"\nactive never reached random's final score {target:.4f} within the budget")
+    else:
+        share = needed / budget
+        verdict = "meets" if share <= 0.7 else "misses"
+        print(
+            f"\nactive reached random's final score {target:.4f} after {needed} judgments "
+            f"= {share:.0%} of the budget ({verdict} the <= 70 % target)"
+        )
+    print("\nTime per cycle by step (s, mean over rounds 1.. and seeds):")
+    for selection, runs in results.items():
+        steps: dict[str, list[float]] = {}
+        for run in runs:
+            for rnd in run[1:]:
+                for name, value in rnd.timings.items():
+                    steps.setdefault(name, []).append(value)
+        from workers.steps import STEP_WEIGHTS
+
+        parts = [f"{n} {statistics.mean(steps[n]):.2f}" for n in STEP_WEIGHTS if n in steps]
+        total = sum(statistics.mean(v) for v in steps.values())
+        print(f"{selection:>6}: total {total:.2f} | " + "  ".join(parts))
+
+
+if __name__ == "__main__":
+    main()

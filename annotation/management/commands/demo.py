@@ -1,3 +1,5 @@
+import os
+
 from django.core.management.base import BaseCommand
 
 from annotation.demo import DEMO_PASSWORD, demo_setup
@@ -9,8 +11,9 @@ class Command(BaseCommand):
     def handle(self, *args: object, **options: object) -> None:
         project, logins = demo_setup()
         self.stdout.write(f"Demo project: {project.name} (id {project.id})")
+        port = os.environ.get("PORT", "8000")
         self.stdout.write(
-            f"Log in at http://127.0.0.1:8000/login/ with password {DEMO_PASSWORD!r} as:"
+            f"Log in at http://127.0.0.1:{port}/login/ with password {DEMO_PASSWORD!r} as:"
         )
         for username, role in logins:
             self.stdout.write(f"  {username:10s} {role}")

@@ -8,6 +8,7 @@ systems, pairwise tasks with 3 judgments each, some gold tasks, skipped/expired 
 left-position bias in 10 raters), then measures:
 
 - dashboard cold: every section computed from scratch (cache cleared);
+- recompute: what a refresh after new judgments costs (task/response arrays still cached);
 - dashboard warm: ``dashboard_get`` (fingerprint + cache hit) and the JSON API end to end;
 - export: preference pairs, every judgment, JSONL and Parquet, in a fresh child process each,
   reporting rows/s and peak RSS (``VmHWM`` from /proc/self/status).
@@ -228,6 +229,9 @@ def bench_dashboard(project_id: int) -> dict[str, object]:
     t0 = time.perf_counter()
     data = dashboard_get(project_id)
     cold = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    recomputed = dashboard_get(project_id, refresh=True)
+    recompute = time.perf_counter() - t0
     warm = []
     for _ in range(20):
         t0 = time.perf_counter()
@@ -249,6 +253,9 @@ def bench_dashboard(project_id: int) -> dict[str, object]:
     return {
         "cold_s": round(cold, 3),
         "cold_sections_s": data["timings"],
+        "recompute_s": round(recompute, 3),
+        "recompute_sections_s": recomputed["timings"],
+        "load_average": os.getloadavg(),
         "warm_get_median_ms": round(statistics.median(warm) * 1000, 2),
         "warm_get_max_ms": round(max(warm) * 1000, 2),
         "warm_api_median_ms": round(statistics.median(api) * 1000, 1),

@@ -17,10 +17,17 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.db import connection
-from django.db.models import Case, F, IntegerField, QuerySet, Value, When, Window
-from django.db.models.functions import Coalesce, DenseRank, Length
+from django.db.models import Case, Count, IntegerField, Max, Min, Q, QuerySet, Value, When
+from django.db.models.functions import Coalesce, Length
 
-from annotation.models import Judgment, JudgmentSource, ModelVersion, TaskKind, TaskResponse
+from annotation.models import (
+    Judgment,
+    JudgmentSource,
+    ModelVersion,
+    Response,
+    TaskKind,
+    TaskResponse,
+)
 
 SHOWN_CODES = {"A": 0, "B": 1, "tie": 2, "both_bad": 3}
 CANON_LABELS = ["first", "second", "tie", "both_bad"]
@@ -99,48 +106,57 @@ class PairwiseTasks:
         return np.where(ok, pos, -1)
 
 
+MAX_SOURCES = 500  # distinct import sources named on the leaderboard (others: "other")
+
+
 def pairwise_tasks(project_id: int) -> PairwiseTasks:
-    """System code of a response: its model version id (> 0) or minus the dense rank of its
-    source among the project's pairwise responses (< 0), so the query returns only integers."""
-    base = TaskResponse.objects.filter(task__project_id=project_id, task__kind=TaskKind.PAIRWISE)
-    qs = (
-        base.annotate(
-            source_rank=Window(DenseRank(), order_by=F("response__source").asc()),
-        )
-        .order_by("task_id", "position")
-        .values_list(
-            "task_id",
-            "position",
-            "response_id",
-            Length("response__text"),
-            Case(When(task__is_gold=True, then=Value(1)), default=Value(0)),
-            _int("response__model_version_id"),
-            "source_rank",
-        )
+    """One integer row per two-response task. A response's system code is its model version id
+    (> 0), or minus the position of its source among the project's import sources (< 0)."""
+    responses = Response.objects.filter(prompt__project_id=project_id).order_by()
+    sources = sorted(
+        responses.filter(model_version__isnull=True)
+        .values_list("source", flat=True)
+        .distinct()[:MAX_SOURCES]
     )
-    m = fetch_int_matrix(qs, 7)
-    sources = list(
-        base.order_by("response__source").values_list("response__source", flat=True).distinct()
+    source_code = Case(
+        *[When(response__source=src, then=Value(-(i + 1))) for i, src in enumerate(sources)],
+        default=Value(-(len(sources) + 1)),
+        output_field=IntegerField(),
     )
-    versions = dict(ModelVersion.objects.filter(project_id=project_id).values_list("id", "name"))
     names = {-(i + 1): (src or "imported") for i, src in enumerate(sources)}
-    names.update(versions)
-    system = np.where(m[:, 5] > 0, m[:, 5], -m[:, 6]) if len(m) else m[:, 5]
-    first_mask = m[:, 1] == 0
-    second_mask = m[:, 1] == 1
-    common = np.intersect1d(m[first_mask, 0], m[second_mask, 0])
-    first_mask &= np.isin(m[:, 0], common)
-    second_mask &= np.isin(m[:, 0], common)
-    first_rows, second_rows = m[first_mask], m[second_mask]
+    names[-(len(sources) + 1)] = "other"
+    names.update(ModelVersion.objects.filter(project_id=project_id).values_list("id", "name"))
+    at = {0: Q(position=0), 1: Q(position=1)}
+    system = Coalesce("response__model_version_id", source_code)
+    # One row per task: GROUP BY task in the database halves the rows sent.
+    m = fetch_int_matrix(
+        TaskResponse.objects.filter(task__project_id=project_id, task__kind=TaskKind.PAIRWISE)
+        .order_by()
+        .values("task_id")
+        .annotate(
+            n=Count("id"),
+            r0=Min("response_id", filter=at[0]),
+            r1=Min("response_id", filter=at[1]),
+            len0=Min(Length("response__text"), filter=at[0]),
+            len1=Min(Length("response__text"), filter=at[1]),
+            sys0=Min(system, filter=at[0]),
+            sys1=Min(system, filter=at[1]),
+            gold=Max(Case(When(task__is_gold=True, then=Value(1)), default=Value(0))),
+        )
+        .filter(n=2, r0__isnull=False, r1__isnull=False)
+        .values_list("task_id", "r0", "r1", "len0", "len1", "sys0", "sys1", "gold"),
+        8,
+    )
+    m = m[np.argsort(m[:, 0])]
     return PairwiseTasks(
-        task_ids=first_rows[:, 0],
-        first=first_rows[:, 2],
-        second=second_rows[:, 2],
-        first_len=first_rows[:, 3],
-        second_len=second_rows[:, 3],
-        is_gold=first_rows[:, 4].astype(bool),
-        first_sys=system[first_mask],
-        second_sys=system[second_mask],
+        task_ids=m[:, 0],
+        first=m[:, 1],
+        second=m[:, 2],
+        first_len=m[:, 3],
+        second_len=m[:, 4],
+        is_gold=m[:, 7].astype(bool),
+        first_sys=m[:, 5],
+        second_sys=m[:, 6],
         system_names=names,
     )
 

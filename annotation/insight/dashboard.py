@@ -16,7 +16,7 @@ from django.db.models import Count, Max
 from django.utils import timezone
 
 from annotation.insight import sections
-from annotation.insight.arrays import pairwise_judgments, pairwise_tasks
+from annotation.insight.arrays import PairwiseTasks, pairwise_judgments, pairwise_tasks
 from annotation.models import Assignment, Judgment, RaterExclusion, Task, TrainingRun
 
 CACHE_SECONDS = 24 * 3600
@@ -45,6 +45,19 @@ def fingerprint(project_id: int) -> list[Any]:
     return [v.isoformat() if hasattr(v, "isoformat") else v for v in values]
 
 
+def pairwise_tasks_cached(project_id: int) -> PairwiseTasks:
+    """Tasks, their responses, lengths and systems never change once created: cache them by the
+    project's task count and newest task, so a recompute after new judgments skips re-reading
+    every response text."""
+    agg = Task.objects.filter(project_id=project_id).aggregate(n=Count("id"), m=Max("id"))
+    key = f"insight:v{SCHEMA}:{project_id}:tasks:{agg['n']}:{agg['m']}"
+    tasks = cache.get(key)
+    if tasks is None:
+        tasks = pairwise_tasks(project_id)
+        cache.set(key, tasks, CACHE_SECONDS)
+    return tasks
+
+
 def dashboard_compute(project_id: int) -> dict[str, Any]:
     """Every section from scratch (SQL aggregation + numpy)."""
     started = time.perf_counter()
@@ -57,7 +70,7 @@ def dashboard_compute(project_id: int) -> dict[str, Any]:
         return out
 
     now = timezone.now()
-    tasks = timed("fetch_tasks", pairwise_tasks, project_id)
+    tasks = timed("fetch_tasks", pairwise_tasks_cached, project_id)
     pw = timed("fetch_judgments", pairwise_judgments, project_id, tasks)
     tables: dict[str, dict] = {}
     tables.update(timed("agreement", sections.agreement_section, project_id, pw))

@@ -318,25 +318,18 @@ def _per_rater_arrays(
 
 
 def rater_section(project_id: int, pw: PairwiseJudgments) -> dict[str, dict]:
-    base = Judgment.objects.filter(project_id=project_id, rater__isnull=False)
-    per_rater = dict(
-        base.filter(is_current=True)
+    per_rater, hours, first = {}, {}, {}
+    for rater_id, current, submitted, active_hours in (
+        Judgment.objects.filter(project_id=project_id, rater__isnull=False)
         .values("rater_id")
-        .annotate(n=Count("id"))
-        .values_list("rater_id", "n")
-    )
-    hours = dict(
-        base.filter(revision=1)
-        .values("rater_id")
-        .annotate(h=Count(TruncHour("created_at"), distinct=True))
-        .values_list("rater_id", "h")
-    )
-    first = dict(
-        base.filter(revision=1)
-        .values("rater_id")
-        .annotate(n=Count("id"))
-        .values_list("rater_id", "n")
-    )
+        .annotate(
+            current=Count("id", filter=Q(is_current=True)),
+            submitted=Count("id", filter=Q(revision=1)),
+            hours=Count(TruncHour("created_at"), distinct=True),
+        )
+        .values_list("rater_id", "current", "submitted", "hours")
+    ):
+        per_rater[rater_id], first[rater_id], hours[rater_id] = current, submitted, active_hours
     leases = {
         r["rater_id"]: r
         for r in Assignment.objects.filter(project_id=project_id)
@@ -439,7 +432,8 @@ def _iso(dt: Any) -> str:
 def throughput_section(project_id: int, now: Any) -> tuple[dict[str, dict], dict[str, Any]]:
     from datetime import timedelta
 
-    base = Judgment.objects.filter(project_id=project_id, revision=1, task__is_gold=False)
+    # Gold judgments are work too: throughput counts every first submission.
+    base = Judgment.objects.filter(project_id=project_id, revision=1)
     per_day = list(
         base.annotate(day=TruncDay("created_at"))
         .values("day")
@@ -487,7 +481,10 @@ def throughput_section(project_id: int, now: Any) -> tuple[dict[str, dict], dict
         [_iso(d)[:10], int(r), int(dn), int(max(r - dn, 0))]
         for d, r, dn in zip(days, req, done, strict=True)
     ]
-    last_24h = base.filter(created_at__gte=now - timedelta(hours=24)).count()
+    recent = base.filter(created_at__gte=now - timedelta(hours=24)).aggregate(
+        n=Count("id"), raters=Count("rater_id", distinct=True)
+    )
+    last_24h, active_24h = recent["n"], recent["raters"]
     rate = last_24h / 24.0
     eta_hours = remaining / rate if rate > 0 else None
     leases = list(
@@ -503,9 +500,6 @@ def throughput_section(project_id: int, now: Any) -> tuple[dict[str, dict], dict
         )
         .order_by("day")
         .values_list("day", "skipped", "expired")
-    )
-    active_24h = (
-        base.filter(created_at__gte=now - timedelta(hours=24)).values("rater_id").distinct().count()
     )
     summary = {
         "remaining_judgments": int(remaining),

@@ -21,7 +21,7 @@ import krippendorff
 import numpy as np
 from statsmodels.stats import inter_rater
 
-from annotation.metrics.bootstrap import DEFAULT_RESAMPLES, percentile_interval, weighted_sums
+from annotation.metrics.bootstrap import DEFAULT_RESAMPLES, percentile_interval
 
 
 def value_counts(items: np.ndarray, codes: np.ndarray, n_items: int, n_cat: int) -> np.ndarray:
@@ -106,9 +106,15 @@ def alpha_from_coincidences(coinc: np.ndarray, level: str) -> np.ndarray:
         return 1.0 - (n - 1) * d_o / d_e
 
 
-def _features(counts: np.ndarray) -> tuple[np.ndarray, dict[str, slice]]:
-    """Per-item features whose weighted sums give every statistic (see module docstring)."""
-    counts = pairable(counts)
+def _features(
+    counts: np.ndarray, mult: np.ndarray | None = None
+) -> tuple[np.ndarray, dict[str, slice]]:
+    """Per-item features whose weighted sums give every statistic (see module docstring).
+
+    ``mult``: how many items each row stands for (compressed rows); it decides the modal number
+    of raters that Fleiss' kappa uses."""
+    if mult is None:
+        counts = pairable(counts)
     k = counts.shape[1]
     m = counts.sum(1)
     outer = counts[:, :, None] * counts[:, None, :]
@@ -116,7 +122,7 @@ def _features(counts: np.ndarray) -> tuple[np.ndarray, dict[str, slice]]:
     coinc = (outer / (m - 1)[:, None, None]).reshape(len(counts), k * k)
     agree = (counts * (counts - 1)).sum(1, keepdims=True)
     pairs = (m * (m - 1))[:, None]
-    modal = np.bincount(m.astype(int)).argmax() if len(counts) else 0
+    modal = np.bincount(m.astype(int), weights=mult).argmax() if len(counts) else 0
     eq = (m == modal).astype(float)[:, None]
     p_i = np.zeros_like(eq)
     if modal > 1:
@@ -149,6 +155,27 @@ def _stats_from_sums(sums: np.ndarray, slices: dict[str, Any], level: str, k: in
     }
 
 
+LIBRARY_MAX_ITEMS = 50_000  # above this the point estimate uses the compressed formula
+
+
+def compress(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of a count matrix and how often each occurs.
+
+    Items with the same counts contribute the same to every statistic, and there are few distinct
+    rows (3 raters over 4 categories: at most 20), so resampling n items is a multinomial draw
+    over the distinct rows: exact, and independent of n."""
+    counts = np.asarray(counts)
+    if counts.shape[0] == 0:
+        return counts, np.zeros(0)
+    base = int(counts.max()) + 1
+    if base ** counts.shape[1] < 2**62:
+        keys = (counts.astype(np.int64) * base ** np.arange(counts.shape[1], dtype=np.int64)).sum(1)
+        _, first, mult = np.unique(keys, return_index=True, return_counts=True)
+        return counts[first], mult.astype(float)
+    rows, mult = np.unique(counts, axis=0, return_counts=True)
+    return rows, mult.astype(float)
+
+
 def agreement_summary(
     counts: np.ndarray,
     *,
@@ -158,27 +185,42 @@ def agreement_summary(
 ) -> dict[str, dict[str, Any]]:
     """Percent agreement, Fleiss' kappa and Krippendorff's alpha with 95% bootstrap intervals.
 
-    Point estimates come from the libraries; intervals from weighted resampling of the items."""
+    Point estimates come from the libraries (Krippendorff's alpha from the same closed form on the
+    compressed rows above ``LIBRARY_MAX_ITEMS`` items, where the library's memory grows as
+    n x K x K; tests check both agree); intervals from multinomial resampling of the items."""
     counts = np.asarray(counts, dtype=float)
     k = counts.shape[1]
     usable = pairable(counts)
-    feats, slices = _features(counts)
-    reps = _stats_from_sums(
-        weighted_sums(feats, n_boot, np.random.default_rng(seed)), slices, level, k
-    )
+    n = len(usable)
+    rows, mult = compress(usable)
+    feats, slices = _features(rows, mult)
+    rng = np.random.default_rng(seed)
+    reps: dict[str, np.ndarray] = {
+        "percent": np.array([]),
+        "fleiss": np.array([]),
+        "alpha": np.array([]),
+    }
+    if n:
+        weights = rng.multinomial(n, mult / n, size=n_boot).astype(float)  # (B, distinct rows)
+        reps = _stats_from_sums(weights @ feats, slices, level, k)
+    exact = _stats_from_sums((mult @ feats)[None], slices, level, k) if n else None
     points = {
         "percent": percent_agreement(usable),
         "fleiss": fleiss_kappa(usable),
-        "alpha": krippendorff_alpha(usable, level),
+        "alpha": (
+            krippendorff_alpha(usable, level)
+            if n <= LIBRARY_MAX_ITEMS
+            else float(exact["alpha"][0])
+        ),
     }
     items = {
-        "percent": len(usable),
+        "percent": n,
         "fleiss": len(fleiss_items(usable)),
-        "alpha": len(usable),
+        "alpha": n,
     }
     out = {}
     for name, value in points.items():
-        low, high = percentile_interval(reps[name]) if len(usable) else (None, None)
+        low, high = percentile_interval(reps[name]) if n else (None, None)
         out[name] = {
             "value": None if not np.isfinite(value) else value,
             "low": low,
@@ -237,7 +279,9 @@ def pair_tables(
     a = np.concatenate(a_idx)
     b = np.concatenate(b_idx)
     ra, rb = raters[a], raters[b]
-    pair_ids, pair_index = np.unique(np.stack([ra, rb], axis=1), axis=0, return_inverse=True)
+    base = int(raters.max()) + 1
+    keys, pair_index = np.unique(ra.astype(np.int64) * base + rb, return_inverse=True)
+    pair_ids = np.stack([keys // base, keys % base], axis=1)
     pair_index = pair_index.ravel()
     flat = pair_index * n_cat * n_cat + codes[a] * n_cat + codes[b]
     tables = np.bincount(flat, minlength=len(pair_ids) * n_cat * n_cat).reshape(

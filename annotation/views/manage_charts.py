@@ -117,6 +117,13 @@ def line_chart(
             f'<polyline class="series" fill="none" stroke="{color}" stroke-width="2" '
             f'points="{coords}"><title>{escape(name)}</title></polyline>'
         )
+        if len(pts) <= 40:  # dots too, so a single day still shows
+            for x, y in pts:
+                cx = PAD_L + (W - PAD_L - PAD_R) * ((x - x_lo) / span)
+                body.append(
+                    f'<circle cx="{cx:.1f}" cy="{_y(y, lo, hi):.1f}" r="3" fill="{color}">'
+                    f"<title>{escape(name)}: {escape(_num(y))}</title></circle>"
+                )
     body += _legend(list(series))
     return _frame(title, body)
 
@@ -157,7 +164,7 @@ def interval_chart(title: str, rows: Sequence[tuple[str, float, float, float]]) 
     lo, hi = min(lows), max(highs)
     pad = (hi - lo) * 0.05 or 1.0
     lo, hi = lo - pad, hi + pad
-    left = 150
+    left = 200
 
     def x(v: float) -> float:
         return left + (W - left - PAD_R) * (v - lo) / (hi - lo)
@@ -169,7 +176,7 @@ def interval_chart(title: str, rows: Sequence[tuple[str, float, float, float]]) 
         high = value if high is None else high
         body.append(
             f'<text class="tick" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{escape(name[:22])}</text>"
+            f"{escape(name[:30])}</text>"
         )
         body.append(
             f'<line class="whisker" x1="{x(low):.1f}" y1="{y:.1f}" x2="{x(high):.1f}" '

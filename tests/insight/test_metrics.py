@@ -216,3 +216,29 @@ def test_bootstrap_mean_interval() -> None:
     low, high = bootstrap.bootstrap_mean(values, n_boot=400)
     assert low < values.mean() < high
     assert high - low == pytest.approx(2 * 1.96 / np.sqrt(2000), rel=0.25)
+
+
+@pytest.mark.parametrize("level", ["nominal", "ordinal"])
+def test_compressed_point_estimates_equal_libraries(monkeypatch, level: str) -> None:
+    """Above LIBRARY_MAX_ITEMS the summary uses compressed rows: same numbers as the libraries,
+    also with a varying number of raters per item (Fleiss on the modal count)."""
+    rng = np.random.default_rng(12)
+    data = _random_reliability(rng, raters=4, items=500, k=5, missing=0.3)
+    raters, items = np.nonzero(~np.isnan(data))
+    counts = agreement.value_counts(items, data[raters, items].astype(int), 500, 5)
+    expected = agreement.agreement_summary(counts, level=level, n_boot=50)
+    monkeypatch.setattr(agreement, "LIBRARY_MAX_ITEMS", 0)
+    compressed = agreement.agreement_summary(counts, level=level, n_boot=50)
+    assert compressed["alpha"]["value"] == pytest.approx(
+        krippendorff.alpha(
+            reliability_data=data, level_of_measurement=level, value_domain=[0, 1, 2, 3, 4]
+        ),
+        abs=1e-9,
+    )
+    assert compressed["alpha"]["value"] == pytest.approx(expected["alpha"]["value"], abs=1e-9)
+    rows, mult = agreement.compress(agreement.pairable(counts))
+    feats, slices = agreement._features(rows, mult)
+    stats = agreement._stats_from_sums((mult @ feats)[None], slices, level, 5)
+    assert stats["fleiss"][0] == pytest.approx(agreement.fleiss_kappa(counts), abs=1e-9)
+    assert stats["percent"][0] == pytest.approx(agreement.percent_agreement(counts), abs=1e-12)
+    assert len(rows) < 200 < mult.sum()

@@ -31,9 +31,12 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 )
 
 
-def _assignment_body(assignment) -> dict:  # type: ignore[no-untyped-def]
-    responses = ResponseRow.objects.in_bulk(assignment.display_order)
-    return assignment_payload(assignment, responses)
+def _assignment_body(assignment, texts=None) -> dict:  # type: ignore[no-untyped-def]
+    if texts is None:
+        texts = dict(
+            ResponseRow.objects.filter(id__in=assignment.display_order).values_list("id", "text")
+        )
+    return assignment_payload(assignment, texts)
 
 
 class NextIn(serializers.Serializer):
@@ -58,7 +61,7 @@ class NextTaskApi(APIView):
             )
         except NoTaskAvailable:
             return Response(status=204)
-        body = _assignment_body(claim.assignment)
+        body = _assignment_body(claim.assignment, claim.response_texts)
         body["resumed"] = claim.resumed
         return Response(body)
 

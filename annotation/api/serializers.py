@@ -132,7 +132,7 @@ class TaskOut(serializers.ModelSerializer):
         return [tr.response_id for tr in task.task_responses.all()]
 
 
-def assignment_payload(assignment: Assignment, responses: dict[int, Response]) -> dict[str, Any]:
+def assignment_payload(assignment: Assignment, texts: dict[int, str]) -> dict[str, Any]:
     """What a rater sees: never whether the task is gold, responses in display order."""
     task = assignment.task
     return {
@@ -144,7 +144,7 @@ def assignment_payload(assignment: Assignment, responses: dict[int, Response]) -
             "prompt": {"id": task.prompt_id, "messages": task.prompt.messages},
         },
         "responses": [
-            {"id": rid, "label": chr(ord("A") + i), "text": responses[rid].text}
+            {"id": rid, "label": chr(ord("A") + i), "text": texts[rid]}
             for i, rid in enumerate(assignment.display_order)
         ],
         "status": assignment.status,

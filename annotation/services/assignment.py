@@ -46,6 +46,9 @@ _rng = random.SystemRandom()
 class Claim:
     assignment: Assignment
     resumed: bool
+    # Response texts by id, read with the display order on a fresh claim (saves the caller a
+    # query); None when a held lease is handed back.
+    response_texts: dict[int, str] | None = None
 
 
 def assignment_expire_stale(*, project_id: int | None = None, limit: int = EXPIRE_BATCH) -> int:
@@ -109,16 +112,17 @@ def _pick_task(*, project: Project, rater: User, gold: bool) -> Task | None:
     )
 
 
-def _take(*, project: Project, rater: User, task: Task) -> Assignment:
+def _take(*, project: Project, rater: User, task: Task) -> Claim:
     Task.objects.filter(id=task.id).update(slots_taken=F("slots_taken") + 1)
-    order = list(
+    texts = dict(
         TaskResponse.objects.filter(task_id=task.id)
         .order_by("position")
-        .values_list("response_id", flat=True)
+        .values_list("response_id", "response__text")
     )
+    order = list(texts)
     _rng.shuffle(order)
     now = timezone.now()
-    return Assignment.objects.create(
+    assignment = Assignment.objects.create(
         task=task,
         rater=rater,
         project=project,
@@ -126,6 +130,7 @@ def _take(*, project: Project, rater: User, task: Task) -> Assignment:
         claimed_at=now,
         expires_at=now + timedelta(seconds=project.lease_seconds),
     )
+    return Claim(assignment=assignment, resumed=False, response_texts=texts)
 
 
 def assignment_claim_next(
@@ -157,7 +162,7 @@ def assignment_claim_next(
                 task = _pick_task(project=project, rater=rater, gold=False)
             if task is None:
                 raise NoTaskAvailable("No task is available for you in this project right now.")
-            return Claim(assignment=_take(project=project, rater=rater, task=task), resumed=False)
+            return _take(project=project, rater=rater, task=task)
     except IntegrityError:
         # The same rater claimed the same task from another tab at this instant: their other
         # request holds it; hand that lease back instead of a second one.

@@ -31,6 +31,9 @@ from tests.factories import ProjectFactory, UserFactory
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("LOOP_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 CELERY = str(Path(sys.executable).parent / "celery")
+SOLO = ("--pool", "solo", "--concurrency", "1")
+# What docker-compose.yml runs on the GPU: one forked child per cycle.
+GPU_PREFORK = ("--pool", "prefork", "--concurrency", "1", "--max-tasks-per-child", "1")
 
 
 def redis_reachable(url: str) -> bool:
@@ -83,9 +86,9 @@ def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 class Worker:
-    """One ``celery worker`` subprocess (solo pool, both queues) with its log."""
+    """One ``celery worker`` subprocess (both queues, the given pool) with its log."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, pool: tuple[str, ...]) -> None:
         self.log = log
         self.handle = log.open("ab")
         self.proc = subprocess.Popen(
@@ -96,10 +99,7 @@ class Worker:
                 "worker",
                 "-Q",
                 "cpu,gpu",
-                "--pool",
-                "solo",
-                "--concurrency",
-                "1",
+                *pool,
                 "-n",
                 f"loop-test-{uuid.uuid4().hex[:8]}@%h",
                 "--without-gossip",
@@ -173,8 +173,9 @@ def start_worker(
     """Start workers on demand; every one is stopped before the test database is flushed."""
     started: list[Worker] = []
 
-    def start(broker_url: str, **extra: str) -> Worker:
-        worker = Worker(worker_env(broker_url, **extra), tmp_path / f"worker-{len(started)}.log")
+    def start(broker_url: str, *, pool: tuple[str, ...] = SOLO, **extra: str) -> Worker:
+        log = tmp_path / f"worker-{len(started)}.log"
+        worker = Worker(worker_env(broker_url, **extra), log, pool)
         started.append(worker)
         worker.wait_ready()
         return worker

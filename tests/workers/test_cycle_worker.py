@@ -12,6 +12,7 @@ from annotation import models
 from annotation.services.loop import enqueue_cycle, retrain_claim, retrain_tick
 from tests.factories import make_rater
 from tests.workers.conftest import (
+    GPU_PREFORK,
     add_pairwise_judgments,
     make_loop_project,
     point_app_at,
@@ -68,7 +69,7 @@ def test_trigger_runs_cycle_on_worker(broker, start_worker, tiny_base, api):
     project = make_loop_project(tiny_base)
     judgments = add_pairwise_judgments(project, 8)
     manager = make_rater(project, role="manager")
-    worker = start_worker(broker)
+    worker = start_worker(broker, pool=GPU_PREFORK)
 
     answer = api(manager).post(
         f"/api/projects/{project.id}/retrain/", {"config": SMALL}, format="json"

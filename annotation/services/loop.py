@@ -13,6 +13,7 @@ stack (``annotation`` must not import torch).
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -29,6 +30,7 @@ from annotation.models import (
     TrainingRun,
 )
 
+logger = logging.getLogger(__name__)
 RUN_CYCLE_TASK = "loop.run_cycle"
 KNOWN_TRAINERS = {"rm", "dpo", "kto", "sft"}
 # Run-config keys a manager may override per run (documented in docs/loop.md).
@@ -50,11 +52,38 @@ CONFIG_KEYS = {
 }
 
 
+STALE_QUEUED = timedelta(minutes=10)
+
+
 def enqueue_cycle(run_id: int) -> None:
     """Send the cycle to the ``gpu`` queue (routing: ``workers/celery.py``)."""
     from workers.celery import app
 
     app.send_task(RUN_CYCLE_TASK, args=[run_id])
+
+
+def _enqueue_after_commit(run_id: int) -> None:
+    """The run row is committed already; if the broker is unreachable now, the next policy tick
+    re-sends the message (``requeue_stale``), so the caller still gets its answer."""
+    try:
+        enqueue_cycle(run_id)
+    except Exception:  # the broker is down: logged, retried by the tick
+        logger.exception("could not enqueue cycle %s; the policy tick will retry", run_id)
+
+
+def requeue_stale(*, now: Any = None) -> list[int]:
+    """Re-send runs still ``queued`` (never started) after ``STALE_QUEUED``: their message was
+    lost (broker down at commit time, or a broker that lost its data). Claiming is conditional,
+    so a duplicate message is harmless."""
+    cutoff = (now or timezone.now()) - STALE_QUEUED
+    stale = list(
+        TrainingRun.objects.filter(
+            status=RunStatus.QUEUED, attempts=0, created_at__lt=cutoff
+        ).values_list("id", flat=True)
+    )
+    for run_id in stale:
+        enqueue_cycle(run_id)
+    return stale
 
 
 def last_snapshot_max(*, project: Project) -> int:
@@ -146,7 +175,7 @@ def retrain_claim(
     except IntegrityError:
         return None
     if enqueue:
-        transaction.on_commit(lambda: enqueue_cycle(run.id))
+        transaction.on_commit(lambda: _enqueue_after_commit(run.id))
     return run
 
 
@@ -168,6 +197,7 @@ def retrain_now(
 
 def retrain_tick(*, now: Any = None) -> list[int]:
     """One beat tick: claim a cycle for every project whose policy says so; return run ids."""
+    requeue_stale(now=now)
     started = []
     for project in Project.objects.filter(auto_retrain=True).order_by("id"):
         due, _ = retrain_due(project=project, now=now)

@@ -170,7 +170,9 @@ def test_redis_restart_loses_no_judgment_and_worker_resumes(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_triggers_at_once_make_one_cycle(needs_postgres, tiny_base):
+def test_two_triggers_at_once_make_one_cycle(needs_postgres, tiny_base, monkeypatch):
+    sent: list[int] = []
+    monkeypatch.setattr("annotation.services.loop.enqueue_cycle", sent.append)
     project = make_loop_project(tiny_base, auto_retrain=True, min_new_judgments=1)
     add_pairwise_judgments(project, 2)
     barrier = threading.Barrier(4)
@@ -198,6 +200,7 @@ def test_two_triggers_at_once_make_one_cycle(needs_postgres, tiny_base):
     assert models.TrainingRun.objects.filter(project=project).count() == 1
     started = [r for r in results if r]
     assert len(started) == 1
+    assert sent == [models.TrainingRun.objects.get(project=project).id]  # one message
 
 
 @pytest.mark.django_db(transaction=True)

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from annotation import models
-from annotation.services.loop import retrain_due
+from annotation.services.loop import requeue_stale, retrain_due
 from tests.factories import ProjectFactory, make_rater, make_task
 
 
@@ -106,3 +106,23 @@ def test_run_detail_is_project_scoped(project, manager, api):
     assert (
         api(manager).get(f"/api/projects/{project.id}/training-runs/{other.id}/").status_code == 404
     )
+
+
+@pytest.mark.django_db
+def test_broker_down_at_commit_still_answers_and_the_tick_resends(
+    project, manager, api, monkeypatch, django_capture_on_commit_callbacks
+):
+    def broker_down(run_id: int) -> None:
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr("annotation.services.loop.enqueue_cycle", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = api(manager).post(f"/api/projects/{project.id}/retrain/")
+    assert answer.status_code == 202
+    run = models.TrainingRun.objects.get(project=project)
+
+    sent: list[int] = []
+    monkeypatch.setattr("annotation.services.loop.enqueue_cycle", sent.append)
+    assert requeue_stale() == []  # too fresh to be called lost
+    assert requeue_stale(now=timezone.now() + timedelta(minutes=11)) == [run.id]
+    assert sent == [run.id]

@@ -280,7 +280,7 @@ def run_browser(base: str, project_id: int, username: str, args: argparse.Namesp
         loads = []
         for _ in range(10):
             page.goto(label_url)
-            page.wait_for_selector("form.task")
+            page.wait_for_selector("#label-app[data-ready]", state="attached")
             loads.append(
                 page.evaluate(
                     "() => performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd"

@@ -63,7 +63,11 @@ class Session:
 
     def label(self, project_id: int) -> None:
         self.goto(f"/projects/{project_id}/label/")
-        self.page.wait_for_selector("form.task, #task-empty")
+        self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Until the page's script has bound its shortcuts (``defer`` runs after parsing)."""
+        self.page.wait_for_selector("#label-app[data-ready]", state="attached")
 
     def shown_assignment(self) -> int:
         return int(self.page.get_attribute("form.task", "data-assignment") or 0)

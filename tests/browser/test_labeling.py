@@ -231,7 +231,7 @@ def test_project_list_shows_tasks_left_and_today(open_session, project, rater):
     assert s.page.get_attribute("td[data-today]", "data-today") == "0"
     s.screenshot("projects-desktop")
     s.page.click("text=Start labeling")
-    s.page.wait_for_selector("form.task")
+    s.wait_ready()
     first = s.shown_assignment()
     s.page.keyboard.press("t")
     s.page.keyboard.press("Enter")

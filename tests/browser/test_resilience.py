@@ -37,7 +37,7 @@ def test_reload_mid_task_keeps_the_draft(open_session, project, rater):
     kb.type("Half-written thought")
     s.page.wait_for_timeout(1100)  # the timer runs on
     s.page.reload()
-    s.page.wait_for_selector("form.task")
+    s.wait_ready()
     assert s.shown_assignment() == first  # the same task, not the prefetched one
     assert s.page.is_checked('input[name="choice"][value="A"]')
     assert s.page.is_checked('input[name="strength"][value="4"]')
@@ -63,7 +63,7 @@ def test_reload_keeps_ranking_and_demonstration_drafts(open_session, project, ra
     s.page.keyboard.press("2")
     s.page.keyboard.press("1")
     s.page.reload()
-    s.page.wait_for_selector("form.task")
+    s.wait_ready()
     a, b, _ = s.shown_response_ids()
     assert s.page.is_checked(f'input[name="rank-{a}"][value="2"]')
     assert s.page.is_checked(f'input[name="rank-{b}"][value="1"]')

@@ -868,4 +868,5 @@
     flush();
     prefetch();
   }
+  app.dataset.ready = "1"; // shortcuts are live (tests wait for this)
 })();

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -131,17 +132,49 @@ def export_options(params: Mapping[str, Any]) -> tuple[ExportFilters, str]:
 # -- encoders ---------------------------------------------------------------------------------
 
 
+MEMO_LIMIT = 20_000
+
+
 def _jsonl(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    """``json.dumps(row, ensure_ascii=False)`` per line, byte for byte, but each prompt and
+    response is encoded once: the rows of one task share those objects, so the encoder memoizes
+    them by identity (holding a reference, so an id is never reused while memoized)."""
     dumps = json.dumps
+    memo: dict[int, tuple[Any, str]] = {}
+
+    keys: dict[str, str] = {}
+
+    def enc(value: Any) -> str:
+        if isinstance(value, str | list):
+            hit = memo.get(id(value))
+            if hit is not None and hit[0] is value:
+                return hit[1]
+            text = dumps(value, ensure_ascii=False)
+            memo[id(value)] = (value, text)
+            return text
+        if value is True or value is False:
+            return "true" if value else "false"
+        if type(value) is float and math.isfinite(value):
+            return float.__repr__(value)
+        return dumps(value)
+
+    def key(name: str) -> str:
+        text = keys.get(name)
+        if text is None:
+            text = keys[name] = dumps(name) + ": "
+        return text
+
     block: list[str] = []
     size = 0
     for row in rows:
-        line = dumps(row, ensure_ascii=False)
+        line = "{" + ", ".join([key(k) + enc(v) for k, v in row.items()]) + "}"
         block.append(line)
         size += len(line)
         if size >= JSONL_BLOCK:
             yield ("\n".join(block) + "\n").encode()
             block, size = [], 0
+            if len(memo) > MEMO_LIMIT:
+                memo.clear()
     if block:
         yield ("\n".join(block) + "\n").encode()
 

@@ -336,3 +336,17 @@ def test_management_command_writes_file_and_manifest(project, judged, tmp_path) 
     ds = load_dataset("parquet", data_files=str(out), split="train")
     assert len(ds) == manifest["counts"]["rows"] > 0
     assert json.loads(stdout.getvalue())["sha256"] == manifest["sha256"]
+
+
+def test_jsonl_encoder_is_json_dumps_byte_for_byte() -> None:
+    from annotation.services.exports import _jsonl
+
+    prompt = [{"role": "user", "content": 'Grüße "quoted" \n ✓'}]
+    text = "répons\u00e9 <b>&</b>"
+    rows = [
+        {"prompt": prompt, "chosen": text, "rejected": "x", "margin": 2.0},
+        {"prompt": prompt, "chosen": "x", "rejected": text, "margin": 0.0},
+        {"prompt": "plain", "completion": text, "label": False},
+    ]
+    expected = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+    assert b"".join(_jsonl(iter(rows))) == expected

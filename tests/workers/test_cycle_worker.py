@@ -185,9 +185,7 @@ def test_two_triggers_at_once_make_one_cycle(needs_postgres, tiny_base, monkeypa
                 results.append(retrain_tick())
             else:
                 with transaction.atomic():
-                    results.append(
-                        retrain_claim(project=project, triggered_by="manual", enqueue=False)
-                    )
+                    results.append(retrain_claim(project=project, triggered_by="manual"))
         finally:
             connection.close()
 

@@ -227,8 +227,10 @@ def bench_dashboard(project_id: int) -> dict[str, object]:
 
     cache.clear()
     t0 = time.perf_counter()
+    cpu0 = time.process_time()
     data = dashboard_get(project_id)
     cold = time.perf_counter() - t0
+    cold_cpu = time.process_time() - cpu0
     t0 = time.perf_counter()
     recomputed = dashboard_get(project_id, refresh=True)
     recompute = time.perf_counter() - t0
@@ -252,6 +254,7 @@ def bench_dashboard(project_id: int) -> dict[str, object]:
     bias = {row[0]: row for row in data["tables"]["bias"]["rows"]}
     return {
         "cold_s": round(cold, 3),
+        "cold_process_cpu_s": round(cold_cpu, 3),
         "cold_sections_s": data["timings"],
         "recompute_s": round(recompute, 3),
         "recompute_sections_s": recomputed["timings"],
@@ -278,10 +281,12 @@ def export_child(project_id: int, file_format: str) -> None:
     baseline = proc_status("VmRSS")
     export = export_start(project=project, params={"dataset": "preference", "file": file_format})
     t0 = time.perf_counter()
+    cpu0 = time.process_time()
     size = 0
     for chunk in export.chunks():
         size += len(chunk)
     seconds = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
     manifest = export.manifest()
     print(
         json.dumps(
@@ -291,6 +296,8 @@ def export_child(project_id: int, file_format: str) -> None:
                 "judgments": manifest["counts"]["judgments"],
                 "seconds": round(seconds, 2),
                 "rows_per_s": round(manifest["counts"]["rows"] / seconds),
+                "process_cpu_s": round(cpu, 2),
+                "load_average": os.getloadavg(),
                 "mb": round(size / 1e6, 1),
                 "rss_before_mb": round(baseline / 1e6, 1),
                 "peak_rss_mb": round(proc_status("VmHWM") / 1e6, 1),
@@ -344,6 +351,10 @@ def main() -> None:
         print(f"  dashboard warm (API)     {d['warm_api_median_ms']:.1f} ms median")
         print(f"  overview page (warm)     {d['warm_overview_page_median_ms']:.1f} ms median")
         for row in results["export"]:
+            print(
+                f"  export {row['file']} load average {row['load_average']}, "
+                f"process CPU {row['process_cpu_s']} s"
+            )
             print(
                 f"  export {row['file']:<8}         {row['rows_per_s']:,} pairs/s "
                 f"({row['rows']:,} pairs, {row['seconds']} s), peak RSS "

@@ -66,7 +66,10 @@ def point_app_at(url: str, **transport: object) -> None:
 @pytest.fixture
 def needs_postgres() -> None:
     if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: a worker process cannot share the SQLite test database")
+        pytest.skip(
+            "needs PostgreSQL: real concurrent transactions, and a worker process that shares "
+            "the test database (SQLite test databases are private to the test process)"
+        )
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 from html.parser import HTMLParser
 
 import pytest
@@ -157,5 +159,23 @@ def test_empty_text():
 
 def test_word_diff_marks_changes_and_escapes():
     left, right = word_diff("keep <old> words", "keep <new> words")
-    assert left == "keep &lt;<del>old</del>&gt; words"
-    assert right == "keep &lt;<ins>new</ins>&gt; words"
+    assert left == "keep <del>&lt;old&gt; </del>words"
+    assert right == "keep <ins>&lt;new&gt; </ins>words"
+
+
+def test_word_diff_stays_fast_on_long_repetitive_text():
+    rng = random.Random(0)
+    vocabulary = ["the", "a", "of", "model", "answer", "code", "x", "y"]
+    a = " ".join(rng.choice(vocabulary) for _ in range(2400))
+    b = " ".join(rng.choice(vocabulary) for _ in range(2400))
+    started = time.perf_counter()
+    left, right = word_diff(a, b)
+    assert time.perf_counter() - started < 1.0  # was tens of seconds with space tokens
+    assert "<del>" in left
+    assert "<ins>" in right
+
+
+def test_word_diff_refuses_huge_texts_quickly():
+    left, right = word_diff("word " * 6000, "other " * 6000)
+    assert "too long to compare" in left
+    assert left == right

@@ -280,8 +280,11 @@ def _per_rater_arrays(
     k = len(raters)
 
     def index(ids: np.ndarray) -> np.ndarray:
-        pos = np.minimum(np.searchsorted(raters, ids), max(k - 1, 0))
-        return np.where((k > 0) & (raters[pos] == ids) if k else False, pos, k)
+        """Position of each rater id in ``raters``; ``k`` (a spare bin) when absent."""
+        if k == 0:
+            return np.zeros(len(ids), dtype=np.int64)
+        pos = np.minimum(np.searchsorted(raters, ids), k - 1)
+        return np.where(raters[pos] == ids, pos, k)
 
     def count(ids: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         return np.bincount(index(ids), weights=weights, minlength=k + 1)[:k]

@@ -183,3 +183,55 @@ def test_large_project_served_stale(project, monkeypatch) -> None:
     assert dashboard_get(project.id)["summary"]["pairwise_judgments"] == 40
     assert Judgment.objects.filter(project=project).count() == 40
     assert np.isfinite(1.0)
+
+
+@pytest.mark.django_db
+def test_ranking_and_rating_agreement(project) -> None:
+    from annotation.models import Judgment
+    from tests.factories import make_task
+
+    raters = make_raters(project, 3)
+    for i in range(6):
+        task = make_task(project, kind="ranking", n_responses=3)
+        ids = list(task.task_responses.values_list("response_id", flat=True))
+        order = ids if i % 2 else ids[::-1]
+        for k, rater in enumerate(raters):
+            # Raters 0 and 1 agree exactly; rater 2 swaps the last two.
+            ranking = [[r] for r in order] if k < 2 else [[order[0]], [order[2]], [order[1]]]
+            Judgment.objects.create(
+                task=task,
+                project=project,
+                rater=rater,
+                kind="ranking",
+                payload={"ranking": ranking},
+                display_order=ids,
+            )
+        rating = make_task(project, kind="rating", n_responses=2)
+        a, b = rating.task_responses.values_list("response_id", flat=True)
+        for rater in raters:
+            Judgment.objects.create(
+                task=rating,
+                project=project,
+                rater=rater,
+                kind="rating",
+                display_order=[a, b],
+                payload={
+                    "ratings": [{"response": a, "thumb": "up"}, {"response": b, "thumb": "down"}]
+                },
+            )
+    data = insight_refresh(project.id)
+    kendall = data["tables"]["kendall"]
+    row = dict(zip(kendall["columns"], kendall["rows"][0], strict=True))
+    # Per task: tau(0,1) = 1, tau(0,2) = tau(1,2) = 1/3 (one discordant pair of three).
+    assert row["mean_tau"] == pytest.approx((1 + 1 / 3 + 1 / 3) / 3, abs=1e-4)
+    assert row["tasks"] == 6
+    assert row["rater_pairs"] == 18
+    rows = {
+        r[1]: dict(zip(data["tables"]["agreement"]["columns"], r, strict=True))
+        for r in data["tables"]["agreement"]["rows"]
+    }
+    assert rows["thumb (up/down)"]["percent"] == 1.0
+    assert rows["thumb (up/down)"]["krippendorff_alpha"] == 1.0
+    ranks = rows["rank of each response"]
+    assert ranks["items"] == 18
+    assert 0 < ranks["krippendorff_alpha"] < 1

@@ -25,7 +25,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
-MAX_RENDER_CHARS = 200_000  # past this the text is shown escaped, unrendered
+MAX_RENDER_CHARS = 100_000  # past this the text is shown escaped, unrendered (worst case ~1 s)
 
 ALLOWED_TAGS = {
     "p", "br", "hr", "em", "strong", "del", "s", "code", "pre", "kbd", "sub", "sup",

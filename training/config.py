@@ -121,6 +121,7 @@ class RewardConfig(TrainConfig):
     learning_rate: float = opt(1e-4, "Peak AdamW learning rate.")
     use_margin: bool = opt(False, "Subtract the rater's margin inside the sigmoid (Llama 2).")
     center_rewards_coef: float = opt(0.0, "Weight of the reward-centering term (0 = off).")
+    freeze_backbone: bool = opt(False, "Train only the pooler and scalar head (a probe).")
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -117,7 +117,8 @@ def test_train_generate_score_eval_end_to_end(tiny_lm, tiny_rm, tmp_path, capsys
         == 0
     )
     lines = [json.loads(x) for x in out.read_text().splitlines()]
-    assert len(lines) == 2 and len(lines[0]["samples"]) == 2
+    assert len(lines) == 2
+    assert len(lines[0]["samples"]) == 2
     scored = tmp_path / "scored.jsonl"
     to_score = tmp_path / "to_score.jsonl"
     to_score.write_text('{"prompt": "Q1", "response": " GOOD"}\n')

@@ -34,6 +34,9 @@ from training.records import PreferencePair
 from training.tokenize import EncodedPair, Encoder, classifier_ids, encode_pairs, n_special_tokens
 from training.trainers.common import load_splits, metadata, save_final
 
+# Parameter names of the scalar head in transformers' sequence classifiers (BERT-like, decoders).
+HEAD_PREFIXES = ("classifier", "score")
+
 
 @dataclass
 class State:
@@ -64,6 +67,9 @@ def setup(
     train_enc, eval_enc = encode_pairs(encoder, train), encode_pairs(encoder, evals)
     counts.update(encoder.report.as_dict())
     model = load_reward_model(config.model, device, tokenizer.pad_token_id)
+    if config.freeze_backbone:
+        for name, param in model.named_parameters():
+            param.requires_grad = name.startswith(HEAD_PREFIXES) or ".pooler." in name
     model = prepare_for_training(model, config, "SEQ_CLS")
     return State(config, tokenizer, model, device, train_enc, eval_enc, counts)
 

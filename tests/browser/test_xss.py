@@ -95,6 +95,7 @@ def test_corpus_is_shown_as_text_and_never_runs(open_session, hostile):
         _assert_inert(s)
         current = s.shown_assignment()
         kb.press("Shift+Digit1")
+        s.screenshot(f"xss-{kind}-desktop")  # the corpus, visibly shown as text
         if kind == "pairwise":
             kb.press("d")
             diffs = s.page.inner_text("#resp-A .diff") + s.page.inner_text("#resp-B .diff")

@@ -15,7 +15,7 @@ Every summary carries a bootstrap 95% interval over items and the number of item
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import krippendorff
 import numpy as np
@@ -67,7 +67,9 @@ def fleiss_kappa(counts: np.ndarray) -> float:
         return float(inter_rater.fleiss_kappa(table, method="fleiss"))
 
 
-def krippendorff_alpha(counts: np.ndarray, level: str = "nominal") -> float:
+def krippendorff_alpha(
+    counts: np.ndarray, level: Literal["nominal", "ordinal"] = "nominal"
+) -> float:
     counts = pairable(counts)
     if counts.shape[0] == 0 or (counts.sum(0) > 0).sum() < 2:
         return float("nan")
@@ -179,7 +181,7 @@ def compress(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def agreement_summary(
     counts: np.ndarray,
     *,
-    level: str = "nominal",
+    level: Literal["nominal", "ordinal"] = "nominal",
     n_boot: int = DEFAULT_RESAMPLES,
     seed: int = 0,
 ) -> dict[str, dict[str, Any]]:
@@ -203,22 +205,21 @@ def agreement_summary(
     if n:
         weights = rng.multinomial(n, mult / n, size=n_boot).astype(float)  # (B, distinct rows)
         reps = _stats_from_sums(weights @ feats, slices, level, k)
-    exact = _stats_from_sums((mult @ feats)[None], slices, level, k) if n else None
+    if n <= LIBRARY_MAX_ITEMS:
+        alpha = krippendorff_alpha(usable, level)
+    else:
+        alpha = float(_stats_from_sums((mult @ feats)[None], slices, level, k)["alpha"][0])
     points = {
         "percent": percent_agreement(usable),
         "fleiss": fleiss_kappa(usable),
-        "alpha": (
-            krippendorff_alpha(usable, level)
-            if n <= LIBRARY_MAX_ITEMS
-            else float(exact["alpha"][0])
-        ),
+        "alpha": alpha,
     }
     items = {
         "percent": n,
         "fleiss": len(fleiss_items(usable)),
         "alpha": n,
     }
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for name, value in points.items():
         low, high = percentile_interval(reps[name]) if n else (None, None)
         out[name] = {

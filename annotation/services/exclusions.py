@@ -7,7 +7,7 @@ database allows one live exclusion per (project, rater) (``one_live_exclusion_pe
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -22,9 +22,7 @@ def _check_member(*, project: Project, rater_id: int) -> None:
         raise NotFound(f"Rater {rater_id} is not a member of this project.")
 
 
-def rater_exclude(
-    *, project: Project, rater_id: int, by: AbstractBaseUser, reason: str = ""
-) -> RaterExclusion:
+def rater_exclude(*, project: Project, rater_id: int, by: User, reason: str = "") -> RaterExclusion:
     """Record a live exclusion. Locks nothing: the partial unique constraint makes two concurrent
     exclusions of the same rater end in one row and one Conflict."""
     if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS:
@@ -41,7 +39,7 @@ def rater_exclude(
         raise Conflict(f"Rater {rater_id} is already excluded from training.") from None
 
 
-def rater_restore(*, project: Project, rater_id: int, by: AbstractBaseUser) -> RaterExclusion:
+def rater_restore(*, project: Project, rater_id: int, by: User) -> RaterExclusion:
     """Lift the live exclusion. Locks the live exclusion row (SELECT ... FOR UPDATE)."""
     _check_member(project=project, rater_id=rater_id)
     with transaction.atomic():

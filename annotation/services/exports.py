@@ -61,6 +61,7 @@ def _parse_when(value: str, name: str, *, end: bool) -> datetime:
         dt = datetime.combine(day, time.min)
         if end:  # a date as the end of the range includes that whole day
             dt = dt + timedelta(days=1)
+    assert dt is not None
     if timezone.is_naive(dt):
         dt = timezone.make_aware(dt, UTC)
     return dt

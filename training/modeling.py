@@ -82,7 +82,9 @@ def apply_lora(model: Any, config: Any, task_type: str) -> Any:
 
 def prepare_for_training(model: Any, config: Any, task_type: str) -> Any:
     if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        # transformers 5 renamed it; keep working on 4.x
+        enable = getattr(model, "activation_checkpointing_enable", None)
+        (enable or model.gradient_checkpointing_enable)()
         model.config.use_cache = False
         if config.lora_r > 0:
             model.enable_input_require_grads()

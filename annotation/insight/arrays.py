@@ -180,6 +180,11 @@ class PairwiseJudgments:
 
 
 def pairwise_judgments(project_id: int, tasks: PairwiseTasks) -> PairwiseJudgments:
+    return pairwise_join(pairwise_matrix(project_id), tasks)
+
+
+def pairwise_matrix(project_id: int) -> np.ndarray:
+    """The raw integer columns of the project's current pairwise judgments (one query)."""
     choice_code = Case(
         *[When(choice=label, then=Value(code)) for label, code in SHOWN_CODES.items()],
         default=Value(MISSING),
@@ -199,7 +204,11 @@ def pairwise_judgments(project_id: int, tasks: PairwiseTasks) -> PairwiseJudgmen
             Case(When(source=JudgmentSource.HUMAN, then=Value(1)), default=Value(0)),
         )
     )
-    m = fetch_int_matrix(qs, 8)
+    return fetch_int_matrix(qs, 8)
+
+
+def pairwise_join(m: np.ndarray, tasks: PairwiseTasks) -> PairwiseJudgments:
+    """Judgment columns joined to their tasks, with the derived codes (see module docstring)."""
     row = tasks.index_of(m[:, 1])
     keep = (row >= 0) & (m[:, 3] >= 0)
     m, row = m[keep], row[keep]

@@ -9,14 +9,17 @@ recomputed on the spot; big ones (over ``LARGE_PROJECT_JUDGMENTS``) get the stal
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.core.cache import cache
+from django.db import connection, connections
 from django.db.models import Count, Max
 from django.utils import timezone
 
 from annotation.insight import sections
-from annotation.insight.arrays import PairwiseTasks, pairwise_judgments, pairwise_tasks
+from annotation.insight.arrays import PairwiseTasks, pairwise_join, pairwise_matrix, pairwise_tasks
 from annotation.models import Assignment, Judgment, RaterExclusion, Task, TrainingRun
 
 CACHE_SECONDS = 24 * 3600
@@ -58,10 +61,56 @@ def pairwise_tasks_cached(project_id: int) -> PairwiseTasks:
     return tasks
 
 
+PARALLEL_QUERIES = 4
+
+
+def _in_thread(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """Run ``fn`` on its own database connection, closed when done (connections are per thread)."""
+
+    def run() -> Any:
+        try:
+            return fn()
+        finally:
+            connections.close_all()
+
+    return run
+
+
+def _run_jobs(jobs: dict[str, Callable[[], Any]], timings: dict[str, float]) -> dict[str, Any]:
+    """The independent queries of the dashboard, concurrently on PostgreSQL in autocommit (the
+    database does the work; threads only wait on it). Inside a transaction (tests) or on SQLite
+    they run one after the other on the caller's connection, which sees the same data."""
+
+    def timed(name: str, fn: Callable[[], Any]) -> Callable[[], Any]:
+        def run() -> Any:
+            t0 = time.perf_counter()
+            out = fn()
+            timings[name] = round(time.perf_counter() - t0, 3)
+            return out
+
+        return run
+
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return {name: timed(name, fn)() for name, fn in jobs.items()}
+    with ThreadPoolExecutor(max_workers=PARALLEL_QUERIES) as pool:
+        futures = {name: pool.submit(_in_thread(timed(name, fn))) for name, fn in jobs.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
 def dashboard_compute(project_id: int) -> dict[str, Any]:
     """Every section from scratch (SQL aggregation + numpy)."""
     started = time.perf_counter()
     timings: dict[str, float] = {}
+    now = timezone.now()
+    fetched = _run_jobs(
+        {
+            "fetch_tasks": lambda: pairwise_tasks_cached(project_id),
+            "fetch_judgments": lambda: pairwise_matrix(project_id),
+            "throughput": lambda: sections.throughput_section(project_id, now),
+            "rater_facts": lambda: sections.rater_facts(project_id),
+        },
+        timings,
+    )
 
     def timed(name: str, fn: Any, *args: Any) -> Any:
         t0 = time.perf_counter()
@@ -69,13 +118,12 @@ def dashboard_compute(project_id: int) -> dict[str, Any]:
         timings[name] = round(time.perf_counter() - t0, 3)
         return out
 
-    now = timezone.now()
-    tasks = timed("fetch_tasks", pairwise_tasks_cached, project_id)
-    pw = timed("fetch_judgments", pairwise_judgments, project_id, tasks)
+    tasks = fetched["fetch_tasks"]
+    pw = timed("join", pairwise_join, fetched["fetch_judgments"], tasks)
     tables: dict[str, dict] = {}
     tables.update(timed("agreement", sections.agreement_section, project_id, pw))
-    tables.update(timed("raters", sections.rater_section, project_id, pw))
-    throughput_tables, summary = timed("throughput", sections.throughput_section, project_id, now)
+    tables.update(timed("raters", sections.rater_section, pw, fetched["rater_facts"]))
+    throughput_tables, summary = fetched["throughput"]
     tables.update(throughput_tables)
     tables.update(timed("bias", sections.bias_section, project_id, pw))
     tables.update(timed("leaderboard", sections.leaderboard_section, pw, tasks))

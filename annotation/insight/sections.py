@@ -320,7 +320,8 @@ def _per_rater_arrays(
     }
 
 
-def rater_section(project_id: int, pw: PairwiseJudgments) -> dict[str, dict]:
+def rater_facts(project_id: int) -> dict[str, Any]:
+    """The SQL half of rater quality (aggregates per rater), independent of the arrays."""
     per_rater, hours, first = {}, {}, {}
     for rater_id, current, submitted, active_hours in (
         Judgment.objects.filter(project_id=project_id, rater__isnull=False)
@@ -360,10 +361,25 @@ def rater_section(project_id: int, pw: PairwiseJudgments) -> dict[str, dict]:
             "rater_id", flat=True
         )
     )
+    raters = sorted(set(per_rater) | set(leases))
+    return {
+        "per_rater": per_rater,
+        "hours": hours,
+        "first": first,
+        "leases": leases,
+        "gold": dict(gold),
+        "excluded": excluded,
+        "raters": raters,
+        "names": usernames(raters),
+    }
+
+
+def rater_section(pw: PairwiseJudgments, facts: dict[str, Any]) -> dict[str, dict]:
+    per_rater, hours, first = facts["per_rater"], facts["hours"], facts["first"]
+    leases, gold, excluded = facts["leases"], facts["gold"], facts["excluded"]
+    raters, names = facts["raters"], facts["names"]
     sel = ~pw.gold & (pw.rater >= 0)
     loo_rater, loo = _loo_majority(pw, sel)
-    raters = sorted(set(per_rater) | set(leases))
-    names = usernames(raters)
     stats = _per_rater_arrays(pw, np.array(raters, dtype=np.int64), loo_rater, loo)
     rows = []
     for k, rid in enumerate(raters):

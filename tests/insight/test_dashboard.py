@@ -235,3 +235,25 @@ def test_ranking_and_rating_agreement(project) -> None:
     ranks = rows["rank of each response"]
     assert ranks["items"] == 18
     assert 0 < ranks["krippendorff_alpha"] < 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_parallel_queries_give_the_same_dashboard(on_postgres) -> None:
+    """In autocommit on PostgreSQL the independent queries run on their own connections."""
+    if not on_postgres:
+        pytest.skip("the concurrent path runs on PostgreSQL only")
+    from django.db import transaction
+
+    from tests.factories import ProjectFactory
+
+    project = ProjectFactory(overlap=3)
+    raters = make_raters(project, 3)
+    judge_pairwise(project, make_pairwise_tasks(project, 30), raters, seed=15, tie_prob=0.1)
+    parallel = dashboard.dashboard_compute(project.id)
+    cache.clear()
+    with transaction.atomic():  # forces the one-connection path
+        sequential = dashboard.dashboard_compute(project.id)
+    assert parallel["tables"] == sequential["tables"]
+    assert parallel["summary"] == sequential["summary"]
+    assert parallel["summary"]["pairwise_judgments"] == 90

@@ -344,6 +344,8 @@ def main() -> None:
         print("\nsummary")
         print(f"  judgments                {info['judgments']:,}")
         print(f"  dashboard cold           {d['cold_s']:.2f} s   (target < 5 s)")
+        print(f"  recompute (tasks cached) {d['recompute_s']:.2f} s   (after new judgments)")
+        print(f"  load average             {d['load_average']}")
         print(
             f"  dashboard warm (get)     {d['warm_get_median_ms']:.1f} ms median, "
             f"{d['warm_get_max_ms']:.1f} ms max   (target < 200 ms)"

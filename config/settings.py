@@ -116,10 +116,10 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
-# Static files are served by the app itself (WhiteNoise), straight from the apps' static folders
-# (no collectstatic step needed; `manage.py collectstatic` fills STATIC_ROOT if a proxy serves them).
+# Static files are served by the app itself (WhiteNoise), straight from the apps' static
+# folders: no collectstatic step needed (it fills STATIC_ROOT if a proxy should serve them).
 WHITENOISE_USE_FINDERS = True
-warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+warnings.filterwarnings("ignore", message="No directory at: .*static")
 WHITENOISE_MAX_AGE = 3600
 ARTIFACTS_DIR = Path(os.environ.get("ARTIFACTS_DIR", VAR_DIR / "artifacts"))
 

@@ -103,3 +103,15 @@ def test_exclusion_toggle_from_page(project, client_for_manager, manager) -> Non
     assert client.post(url, {"action": "restore"}).status_code == 302
     assert not RaterExclusion.objects.filter(lifted_at__isnull=True).exists()
     assert RaterExclusion.objects.get(rater=raters[0]).lifted_by == manager
+
+
+@pytest.mark.parametrize("page", ["", "raters/", "leaderboard/", "exports/"])
+def test_pages_render_for_an_empty_project(project, manager, page) -> None:
+    cache.clear()
+    client = Client()
+    client.force_login(manager)
+    response = client.get(f"/manage/projects/{project.id}/{page}")
+    assert response.status_code == 200
+    assert "No data yet" in response.content.decode() or page == "exports/"
+    export = client.get(f"/api/projects/{project.id}/exports/manifest/").json()
+    assert export["counts"]["rows"] == 0

@@ -19,6 +19,7 @@ from annotation.selectors import is_manager
 from annotation.services.assignment import (
     assignment_claim_next,
     assignment_get_for_rater,
+    assignment_renew,
     assignment_skip,
 )
 from annotation.services.judgments import judgment_get_for_rater, judgment_revise, judgment_submit
@@ -87,6 +88,17 @@ class SkipApi(APIView):
             assignment_id=assignment_id, rater=request.user, reason=data.validated_data["reason"]
         )
         return Response({"id": assignment.id, "status": assignment.status})
+
+
+class RenewApi(APIView):
+    @extend_schema(
+        request=None,
+        responses=OpenApiTypes.OBJECT,
+        summary="Keep your lease (heartbeat while the task is on screen)",
+    )
+    def post(self, request: Request, assignment_id: int) -> Response:
+        assignment = assignment_renew(assignment_id=assignment_id, rater=request.user)
+        return Response({"id": assignment.id, "expires_at": assignment.expires_at})
 
 
 class SubmitApi(APIView):

@@ -45,6 +45,7 @@ urlpatterns = [
         name="api-assignment",
     ),
     path("assignments/<int:assignment_id>/skip/", labeling.SkipApi.as_view(), name="api-skip"),
+    path("assignments/<int:assignment_id>/renew/", labeling.RenewApi.as_view(), name="api-renew"),
     path(
         "assignments/<int:assignment_id>/judgment/", labeling.SubmitApi.as_view(), name="api-submit"
     ),

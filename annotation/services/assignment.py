@@ -205,3 +205,21 @@ def assignment_skip(*, assignment_id: int, rater: User, reason: str) -> Assignme
                 slots_taken=F("slots_taken") - 1
             )
     return assignment
+
+
+def assignment_renew(*, assignment_id: int, rater: User) -> Assignment:
+    """Extend a live lease by the project's lease length (a heartbeat while the task is open).
+
+    One conditional update: only an active lease of this rater is extended. A lease that was
+    already swept as expired is not revived here (its slot may be someone else's); submitting it
+    still succeeds if the slot is free.
+    """
+    assignment = assignment_get_for_rater(assignment_id=assignment_id, rater=rater)
+    expires = timezone.now() + timedelta(seconds=assignment.project.lease_seconds)
+    renewed = Assignment.objects.filter(
+        id=assignment.id, rater=rater, status=AssignmentStatus.ACTIVE
+    ).update(expires_at=expires)
+    if not renewed:
+        raise Conflict(f"Assignment {assignment_id} is {assignment.status}; it cannot be renewed.")
+    assignment.expires_at = expires
+    return assignment

@@ -14,6 +14,7 @@ from annotation.models import Assignment, AssignmentStatus, Task
 from annotation.services.assignment import (
     assignment_claim_next,
     assignment_expire_stale,
+    assignment_renew,
     assignment_skip,
 )
 from annotation.services.judgments import judgment_submit
@@ -105,6 +106,20 @@ def test_expired_lease_returns_the_slot(project):
     assert a.status == AssignmentStatus.EXPIRED
     task.refresh_from_db()
     assert task.slots_taken == 1
+
+
+def test_renew_keeps_a_lease_alive_and_refuses_finished_ones(project):
+    make_task(project, required=1)
+    first, second = make_rater(project), make_rater(project)
+    a = claim(project, first)
+    Assignment.objects.filter(id=a.id).update(expires_at=timezone.now() + timedelta(seconds=1))
+    renewed = assignment_renew(assignment_id=a.id, rater=first)
+    assert renewed.expires_at > timezone.now() + timedelta(seconds=project.lease_seconds - 5)
+    with pytest.raises(NoTaskAvailable):
+        claim(project, second)
+    judgment_submit(assignment_id=a.id, rater=first, body={"choice": "tie"})
+    with pytest.raises(Conflict, match="submitted"):
+        assignment_renew(assignment_id=a.id, rater=first)
 
 
 def test_late_submit_after_expiry_is_rejected_when_slot_was_reassigned(project):

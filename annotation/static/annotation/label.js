@@ -868,5 +868,19 @@
     flush();
     prefetch();
   }
+  // Heartbeat: keep the leases of the task on screen and the prefetched one while the page is
+  // open, so a long task is not handed to another rater (leases still expire if the tab closes).
+  var RENEW_MS = Math.max(15, Number(app.dataset.leaseSeconds || 600) / 3) * 1000;
+  setInterval(function () {
+    [current, prefetched].forEach(function (t) {
+      if (!t || !t.id || !navigator.onLine) return;
+      fetch("/api/assignments/" + t.id + "/renew/", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "X-CSRFToken": csrfToken() },
+      }).catch(function () { /* offline: the next beat tries again */ });
+    });
+  }, RENEW_MS);
+
   app.dataset.ready = "1"; // shortcuts are live (tests wait for this)
 })();

@@ -58,7 +58,9 @@ class SimConfig:
     policy_learning_rate: float = 3e-3
     beta: float = 0.1
     rm_pairs_prompts: int = 32  # reward-model-labeled on-policy pairs added to DPO each cycle
-    min_win_rate: float = 0.45
+    # The product's promotion default is 0.5; a tiny reward model at ~60 % accuracy is too noisy a
+    # judge to gate on, so the simulation promotes every new policy within the KL bound.
+    min_win_rate: float = 0.0
     eval_samples: int = 8
     workdir: str = ""
     via_celery: bool = False

@@ -17,14 +17,16 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.db import connection
-from django.db.models import Case, Count, IntegerField, Max, Min, Q, QuerySet, Value, When
-from django.db.models.functions import Coalesce, Length
+from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models.functions import Coalesce
 
 from annotation.models import (
     Judgment,
     JudgmentSource,
     ModelVersion,
+    Prompt,
     Response,
+    Task,
     TaskKind,
     TaskResponse,
 )
@@ -42,6 +44,11 @@ def fetch_int_matrix(queryset: QuerySet, n_cols: int) -> np.ndarray:
     row has the same size, so numpy reads the buffer directly (no Python object per value).
     Elsewhere the cursor's tuples are converted in blocks."""
     sql, params = queryset.query.sql_with_params()
+    return fetch_int_matrix_sql(sql, params, n_cols)
+
+
+def fetch_int_matrix_sql(sql: str, params: tuple | list, n_cols: int) -> np.ndarray:
+    """``fetch_int_matrix`` for a SQL string whose columns are all non-null integers."""
     if connection.vendor == "postgresql":
         return _copy_int_matrix(sql, params, n_cols)
     blocks = []
@@ -57,7 +64,7 @@ def fetch_int_matrix(queryset: QuerySet, n_cols: int) -> np.ndarray:
 PGCOPY_HEADER = 19  # signature (11), flags (4), header extension length (4)
 
 
-def _copy_int_matrix(sql: str, params: tuple, n_cols: int) -> np.ndarray:
+def _copy_int_matrix(sql: str, params: tuple | list, n_cols: int) -> np.ndarray:
     names = ", ".join(f"c{i}" for i in range(n_cols))
     casts = ", ".join(f"c{i}::bigint" for i in range(n_cols))
     statement = f"COPY (SELECT {casts} FROM ({sql}) AS q({names})) TO STDOUT (FORMAT BINARY)"
@@ -118,35 +125,40 @@ def pairwise_tasks(project_id: int) -> PairwiseTasks:
         .values_list("source", flat=True)
         .distinct()[:MAX_SOURCES]
     )
-    source_code = Case(
-        *[When(response__source=src, then=Value(-(i + 1))) for i, src in enumerate(sources)],
-        default=Value(-(len(sources) + 1)),
-        output_field=IntegerField(),
-    )
     names = {-(i + 1): (src or "imported") for i, src in enumerate(sources)}
     names[-(len(sources) + 1)] = "other"
     names.update(ModelVersion.objects.filter(project_id=project_id).values_list("id", "name"))
-    at = {0: Q(position=0), 1: Q(position=1)}
-    system = Coalesce("response__model_version_id", source_code)
-    # One row per task: GROUP BY task in the database halves the rows sent.
-    m = fetch_int_matrix(
-        TaskResponse.objects.filter(task__project_id=project_id, task__kind=TaskKind.PAIRWISE)
-        .order_by()
-        .values("task_id")
-        .annotate(
-            n=Count("id"),
-            r0=Min("response_id", filter=at[0]),
-            r1=Min("response_id", filter=at[1]),
-            len0=Min(Length("response__text"), filter=at[0]),
-            len1=Min(Length("response__text"), filter=at[1]),
-            sys0=Min(system, filter=at[0]),
-            sys1=Min(system, filter=at[1]),
-            gold=Max(Case(When(task__is_gold=True, then=Value(1)), default=Value(0))),
-        )
-        .filter(n=2, r0__isnull=False, r1__isnull=False)
-        .values_list("task_id", "r0", "r1", "len0", "len1", "sys0", "sys1", "gold"),
-        8,
-    )
+    # One row per task, grouped in the database (half the rows sent). Raw SQL for one reason:
+    # the response subquery computes each text's length before the join and grouping
+    # (OFFSET 0 keeps the planner from merging it), so the sort/hash never carries the texts.
+    source_case = " ".join(f"WHEN %s THEN {-(i + 1)}" for i in range(len(sources)))
+    case_sql = f"CASE r.source {source_case} ELSE {-(len(sources) + 1)} END" if sources else "-1"
+    fence = "OFFSET 0" if connection.vendor == "postgresql" else "LIMIT -1 OFFSET 0"
+    sql = f"""
+        SELECT tr.task_id,
+            MIN(CASE WHEN tr.position = 0 THEN tr.response_id END),
+            MIN(CASE WHEN tr.position = 1 THEN tr.response_id END),
+            MIN(CASE WHEN tr.position = 0 THEN rr.len END),
+            MIN(CASE WHEN tr.position = 1 THEN rr.len END),
+            MIN(CASE WHEN tr.position = 0 THEN rr.sys END),
+            MIN(CASE WHEN tr.position = 1 THEN rr.sys END),
+            MAX(CASE WHEN t.is_gold THEN 1 ELSE 0 END)
+        FROM {TaskResponse._meta.db_table} tr
+        JOIN {Task._meta.db_table} t ON t.id = tr.task_id
+        JOIN (
+            SELECT r.id, LENGTH(r.text) AS len, COALESCE(r.model_version_id, {case_sql}) AS sys
+            FROM {Response._meta.db_table} r
+            JOIN {Prompt._meta.db_table} p ON p.id = r.prompt_id
+            WHERE p.project_id = %s
+            {fence}
+        ) rr ON rr.id = tr.response_id
+        WHERE t.project_id = %s AND t.kind = %s
+        GROUP BY tr.task_id
+        HAVING COUNT(*) = 2
+            AND MIN(CASE WHEN tr.position = 0 THEN tr.response_id END) IS NOT NULL
+            AND MIN(CASE WHEN tr.position = 1 THEN tr.response_id END) IS NOT NULL
+    """
+    m = fetch_int_matrix_sql(sql, [*sources, project_id, project_id, TaskKind.PAIRWISE.value], 8)
     m = m[np.argsort(m[:, 0])]
     return PairwiseTasks(
         task_ids=m[:, 0],

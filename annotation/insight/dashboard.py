@@ -62,6 +62,7 @@ def pairwise_tasks_cached(project_id: int) -> PairwiseTasks:
 
 
 PARALLEL_QUERIES = 4
+ANALYTICS_WORK_MEM = "64MB"
 
 
 def _in_thread(fn: Callable[[], Any]) -> Callable[[], Any]:
@@ -69,6 +70,10 @@ def _in_thread(fn: Callable[[], Any]) -> Callable[[], Any]:
 
     def run() -> Any:
         try:
+            with connection.cursor() as cursor:
+                # Grouping 1M rows wants more than the default 4 MB of sort/hash memory; the
+                # setting dies with this connection, closed below.
+                cursor.execute(f"SET work_mem = '{ANALYTICS_WORK_MEM}'")
             return fn()
         finally:
             connections.close_all()

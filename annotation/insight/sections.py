@@ -157,8 +157,10 @@ def agreement_section(project_id: int, pw: PairwiseJudgments) -> dict[str, dict]
     tables: dict[str, dict] = {}
     rows: list[list[Any]] = []
     sel = ~pw.gold & (pw.rater >= 0)
-    items, inverse = np.unique(pw.task_row[sel], return_inverse=True)
-    n = len(items)
+    # Task rows are already dense indices: items without judgments are empty rows, which the
+    # statistics drop (fewer than two ratings), so no sort is needed.
+    inverse = pw.task_row[sel]
+    n = int(pw.task_row.max()) + 1 if len(pw.task_row) else 0
     rows += _agreement_rows(
         "pairwise",
         "choice (first/second/tie/both bad)",
@@ -244,9 +246,10 @@ def agreement_section(project_id: int, pw: PairwiseJudgments) -> dict[str, dict]
 def _loo_majority(pw: PairwiseJudgments, sel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per judgment in ``sel``: 1/0 agreement with the other raters' unique majority; -1 when the
     others are fewer than two or tie for the majority."""
-    items, inverse = np.unique(pw.task_row[sel], return_inverse=True)
+    inverse = pw.task_row[sel]
     codes = pw.canon[sel]
-    counts = agreement.value_counts(inverse, codes, len(items), 4)
+    n = int(pw.task_row.max()) + 1 if len(pw.task_row) else 0
+    counts = agreement.value_counts(inverse, codes, n, 4)
     others = counts[inverse] - np.eye(4)[np.maximum(codes, 0)] * (codes >= 0)[:, None]
     top = others.max(1)
     unique_top = (others == top[:, None]).sum(1) == 1

@@ -133,7 +133,7 @@ def export_options(params: Mapping[str, Any]) -> tuple[ExportFilters, str]:
 # -- encoders ---------------------------------------------------------------------------------
 
 
-MEMO_LIMIT = 20_000
+MEMO_LIMIT = 2_000  # rows of one task are consecutive: a small memo is enough
 
 
 def _jsonl(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
@@ -142,8 +142,6 @@ def _jsonl(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
     them by identity (holding a reference, so an id is never reused while memoized)."""
     dumps = json.dumps
     memo: dict[int, tuple[Any, str]] = {}
-
-    keys: dict[str, str] = {}
 
     def enc(value: Any) -> str:
         if isinstance(value, str | list):
@@ -159,16 +157,15 @@ def _jsonl(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
             return float.__repr__(value)
         return dumps(value)
 
-    def key(name: str) -> str:
-        text = keys.get(name)
-        if text is None:
-            text = keys[name] = dumps(name) + ": "
-        return text
-
     block: list[str] = []
     size = 0
+    names: tuple[str, ...] = ()
+    prefixes: list[str] = []
     for row in rows:
-        line = "{" + ", ".join([key(k) + enc(v) for k, v in row.items()]) + "}"
+        if tuple(row) != names:  # every row of one export has the same keys: built once
+            names = tuple(row)
+            prefixes = [("{" if i == 0 else ", ") + dumps(k) + ": " for i, k in enumerate(names)]
+        line = "".join([p + enc(v) for p, v in zip(prefixes, row.values(), strict=True)]) + "}"
         block.append(line)
         size += len(line)
         if size >= JSONL_BLOCK:

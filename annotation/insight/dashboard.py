@@ -61,7 +61,7 @@ def pairwise_tasks_cached(project_id: int) -> PairwiseTasks:
     return tasks
 
 
-PARALLEL_QUERIES = 4
+PARALLEL_QUERIES = 5
 ANALYTICS_WORK_MEM = "64MB"
 
 
@@ -111,11 +111,15 @@ def dashboard_compute(project_id: int) -> dict[str, Any]:
         {
             "fetch_tasks": lambda: pairwise_tasks_cached(project_id),
             "fetch_judgments": lambda: pairwise_matrix(project_id),
-            "throughput": lambda: sections.throughput_section(project_id, now),
-            "rater_facts": lambda: sections.rater_facts(project_id),
+            "judgment_hours": lambda: sections.judgment_hours(project_id),
+            "queue_facts": lambda: sections.queue_facts(project_id, now),
+            "rater_db_facts": lambda: sections.rater_db_facts(project_id),
         },
         timings,
     )
+    activity = fetched["judgment_hours"]
+    fetched["throughput"] = sections.throughput_section(now, activity, fetched["queue_facts"])
+    fetched["rater_facts"] = sections.rater_facts(activity, fetched["rater_db_facts"])
 
     def timed(name: str, fn: Any, *args: Any) -> Any:
         t0 = time.perf_counter()

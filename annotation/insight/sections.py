@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -323,20 +324,8 @@ def _per_rater_arrays(
     }
 
 
-def rater_facts(project_id: int) -> dict[str, Any]:
-    """The SQL half of rater quality (aggregates per rater), independent of the arrays."""
-    per_rater, hours, first = {}, {}, {}
-    for rater_id, current, submitted, active_hours in (
-        Judgment.objects.filter(project_id=project_id, rater__isnull=False)
-        .values("rater_id")
-        .annotate(
-            current=Count("id", filter=Q(is_current=True)),
-            submitted=Count("id", filter=Q(revision=1)),
-            hours=Count(TruncHour("created_at"), distinct=True),
-        )
-        .values_list("rater_id", "current", "submitted", "hours")
-    ):
-        per_rater[rater_id], first[rater_id], hours[rater_id] = current, submitted, active_hours
+def rater_db_facts(project_id: int) -> dict[str, Any]:
+    """Per-rater leases, gold answers and exclusions (SQL)."""
     leases = {
         r["rater_id"]: r
         for r in Assignment.objects.filter(project_id=project_id)
@@ -364,13 +353,30 @@ def rater_facts(project_id: int) -> dict[str, Any]:
             "rater_id", flat=True
         )
     )
+    return {"leases": leases, "gold": dict(gold), "excluded": excluded}
+
+
+def rater_facts(activity: np.ndarray, db: dict[str, Any]) -> dict[str, Any]:
+    """Per-rater facts that do not need the judgment arrays: counts from ``activity``, the rest
+    from :func:`rater_db_facts`.
+
+    ``activity``: :func:`judgment_hours` (judgments per hour = first submissions / hours with one).
+    """
+    per_rater: dict[int, int] = {}
+    hours: dict[int, int] = {}
+    first: dict[int, int] = {}
+    for rater_id, _hour_start, submitted, current in activity[activity[:, 0] >= 0].tolist():
+        per_rater[rater_id] = per_rater.get(rater_id, 0) + current
+        first[rater_id] = first.get(rater_id, 0) + submitted
+        hours[rater_id] = hours.get(rater_id, 0) + (submitted > 0)
+    leases, gold, excluded = db["leases"], db["gold"], db["excluded"]
     raters = sorted(set(per_rater) | set(leases))
     return {
         "per_rater": per_rater,
         "hours": hours,
         "first": first,
         "leases": leases,
-        "gold": dict(gold),
+        "gold": gold,
         "excluded": excluded,
         "raters": raters,
         "names": usernames(raters),
@@ -451,35 +457,9 @@ def _iso(dt: Any) -> str:
     return dt.isoformat() if hasattr(dt, "isoformat") else str(dt)
 
 
-def throughput_section(project_id: int, now: Any) -> tuple[dict[str, dict], dict[str, Any]]:
-    from datetime import timedelta
-
-    # Gold judgments are work too: throughput counts every first submission.
+def queue_facts(project_id: int, now: Any) -> dict[str, Any]:
+    """The queue's aggregates (tasks, last 24 h, leases): the SQL half of throughput."""
     base = Judgment.objects.filter(project_id=project_id, revision=1)
-    per_day = list(
-        base.annotate(day=TruncDay("created_at"))
-        .values("day")
-        .annotate(n=Count("id"), raters=Count("rater_id", distinct=True))
-        .order_by("day")
-        .values_list("day", "n", "raters")
-    )
-    since = now - timedelta(hours=48)
-    per_hour = list(
-        base.filter(created_at__gte=since)
-        .annotate(hour=TruncHour("created_at"))
-        .values("hour")
-        .annotate(n=Count("id"), raters=Count("rater_id", distinct=True))
-        .order_by("hour")
-        .values_list("hour", "n", "raters")
-    )
-    by_rater = list(
-        base.filter(created_at__gte=now - timedelta(days=14), rater__isnull=False)
-        .annotate(day=TruncDay("created_at"))
-        .values("day", "rater__username")
-        .annotate(n=Count("id"))
-        .order_by("day", "rater__username")
-        .values_list("day", "rater__username", "n")
-    )
     tasks = Task.objects.filter(project_id=project_id, is_gold=False).exclude(
         status=TaskStatus.ARCHIVED
     )
@@ -495,20 +475,9 @@ def throughput_section(project_id: int, now: Any) -> tuple[dict[str, dict], dict
         .annotate(n=Sum("required_judgments"))
         .values_list("day", "n")
     )
-    done_by_day = {day: n for day, n, _ in per_day}
-    days = sorted(set(required_by_day) | set(done_by_day))
-    req = np.cumsum([required_by_day.get(d, 0) for d in days])
-    done = np.cumsum([done_by_day.get(d, 0) for d in days])
-    burn = [
-        [_iso(d)[:10], int(r), int(dn), int(max(r - dn, 0))]
-        for d, r, dn in zip(days, req, done, strict=True)
-    ]
     recent = base.filter(created_at__gte=now - timedelta(hours=24)).aggregate(
         n=Count("id"), raters=Count("rater_id", distinct=True)
     )
-    last_24h, active_24h = recent["n"], recent["raters"]
-    rate = last_24h / 24.0
-    eta_hours = remaining / rate if rate > 0 else None
     leases = list(
         Assignment.objects.filter(
             project_id=project_id,
@@ -523,6 +492,96 @@ def throughput_section(project_id: int, now: Any) -> tuple[dict[str, dict], dict
         .order_by("day")
         .values_list("day", "skipped", "expired")
     )
+    return {
+        "remaining": remaining,
+        "required_by_day": required_by_day,
+        "recent": recent,
+        "leases": leases,
+    }
+
+
+def judgment_hours(project_id: int) -> np.ndarray:
+    """One scan for throughput and rater activity: per (rater, clock hour) the first submissions
+    and the current judgments. Columns: rater id (-1: imported), hour (epoch s), first, current.
+    Gold judgments are work too: they are counted."""
+    rows = (
+        Judgment.objects.filter(project_id=project_id)
+        .annotate(hour=TruncHour("created_at"))
+        .values("rater_id", "hour")
+        .annotate(
+            first=Count("id", filter=Q(revision=1)),
+            current=Count("id", filter=Q(is_current=True)),
+        )
+        .order_by()
+        .values_list("rater_id", "hour", "first", "current")
+    )
+    data = [(-1 if r is None else r, int(h.timestamp()), f, c) for r, h, f, c in rows]
+    return np.array(data, dtype=np.int64).reshape(-1, 4)
+
+
+def _day(epoch: int) -> str:
+    return datetime.fromtimestamp(int(epoch), UTC).date().isoformat()
+
+
+def _hour(epoch: int) -> str:
+    return datetime.fromtimestamp(int(epoch), UTC).isoformat()[:16]
+
+
+def _sum_by(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    return uniq, np.bincount(inverse.ravel(), weights=values, minlength=len(uniq)).astype(int)
+
+
+def throughput_section(
+    now: Any, hours: np.ndarray, facts: dict[str, Any]
+) -> tuple[dict[str, dict], dict[str, Any]]:
+    """Per day / hour / rater from the (rater, hour) counts; the queue from tasks."""
+    rater, hour, first = hours[:, 0], hours[:, 1], hours[:, 2]
+    active = first > 0
+    day = hour // 86400 * 86400
+    days_uniq, per_day_n = _sum_by(day[active], first[active])
+    # Active raters per day: distinct (day, rater) pairs, counted per day.
+    pairs = np.unique(np.stack([day[active], rater[active]], axis=1), axis=0)
+    raters_per_day = dict(zip(*np.unique(pairs[:, 0], return_counts=True), strict=True))
+    per_day = [
+        (int(d), int(n), int(raters_per_day.get(d, 0)))
+        for d, n in zip(days_uniq, per_day_n, strict=True)
+    ]
+    since = int((now - timedelta(hours=48)).timestamp()) // 3600 * 3600
+    recent_hours = active & (hour >= since)
+    hours_uniq, per_hour_n = _sum_by(hour[recent_hours], first[recent_hours])
+    raters_per_hour = dict(zip(*np.unique(hour[recent_hours], return_counts=True), strict=True))
+    per_hour = [
+        (int(h), int(n), int(raters_per_hour.get(h, 0)))
+        for h, n in zip(hours_uniq, per_hour_n, strict=True)
+    ]
+    since_14d = int((now - timedelta(days=14)).timestamp()) // 86400 * 86400
+    recent_days = active & (day >= since_14d) & (rater >= 0)
+    names = usernames(np.unique(rater[recent_days]).tolist())
+    by_key = day[recent_days] * 1_000_000_000 + rater[recent_days]
+    keys, counts = _sum_by(by_key, first[recent_days])
+    by_rater = sorted(
+        (_day(k // 1_000_000_000), names.get(int(k % 1_000_000_000), ""), int(n))
+        for k, n in zip(keys, counts, strict=True)
+    )
+    remaining = facts["remaining"]
+    required_by_day, recent, leases = (
+        facts["required_by_day"],
+        facts["recent"],
+        facts["leases"],
+    )
+    required_by_day = {int(d.timestamp()): n for d, n in required_by_day.items()}
+    done_by_day = {d: n for d, n, _ in per_day}
+    days = sorted(set(required_by_day) | set(done_by_day))
+    req = np.cumsum([required_by_day.get(d, 0) for d in days])
+    done = np.cumsum([done_by_day.get(d, 0) for d in days])
+    burn = [
+        [_day(d), int(r), int(dn), int(max(r - dn, 0))]
+        for d, r, dn in zip(days, req, done, strict=True)
+    ]
+    last_24h, active_24h = recent["n"], recent["raters"]
+    rate = last_24h / 24.0
+    eta_hours = remaining / rate if rate > 0 else None
     summary = {
         "remaining_judgments": int(remaining),
         "judgments_last_24h": last_24h,
@@ -536,17 +595,17 @@ def throughput_section(project_id: int, now: Any) -> tuple[dict[str, dict], dict
         "per_day": table(
             "Judgments per day",
             ["day", "judgments", "active_raters"],
-            [[_iso(d)[:10], n, r] for d, n, r in per_day],
+            [[_day(d), n, r] for d, n, r in per_day],
         ),
         "per_hour": table(
             "Judgments per hour (last 48 h)",
             ["hour", "judgments", "active_raters"],
-            [[_iso(h)[:16], n, r] for h, n, r in per_hour],
+            [[_hour(h), n, r] for h, n, r in per_hour],
         ),
         "by_rater": table(
             "Judgments per rater per day (last 14 days)",
             ["day", "rater", "judgments"],
-            [[_iso(d)[:10], u, n] for d, u, n in by_rater],
+            [list(row) for row in by_rater],
         ),
         "burndown": table(
             "Queue burn-down", ["day", "required_total", "done_total", "remaining"], burn

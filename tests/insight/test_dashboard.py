@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from django.core.cache import cache
+from django.utils import timezone
 
 from annotation.insight import dashboard
 from annotation.insight.dashboard import dashboard_get, insight_refresh
@@ -150,6 +151,15 @@ def test_throughput_and_burndown(project) -> None:
     assert s["active_raters_24h"] == 2
     burn = data["tables"]["burndown"]["rows"]
     assert burn[-1][1:] == [60, 20, 40]
+    today = timezone.now().date().isoformat()
+    assert data["tables"]["per_day"]["rows"] == [[today, 20, 2]]
+    assert [r[1:] for r in data["tables"]["per_hour"]["rows"]] == [[20, 2]]
+    assert sorted(data["tables"]["by_rater"]["rows"]) == sorted(
+        [today, r.username, 10] for r in raters
+    )
+    q = data["tables"]["raters"]
+    per_hour_col = q["columns"].index("judgments_per_hour")
+    assert [row[per_hour_col] for row in q["rows"]] == [10.0, 10.0]
 
 
 @pytest.mark.django_db

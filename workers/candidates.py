@@ -12,6 +12,8 @@ import random
 from collections import defaultdict
 from typing import Any
 
+from django.db.models import Count, Q
+
 from annotation.models import (
     ModelVersion,
     Origin,
@@ -78,6 +80,15 @@ def eval_prompts(project: Project, n: int) -> list[Prompt]:
     return rows or list(Prompt.objects.filter(project=project).order_by("-id")[:n])
 
 
+def prompts_needing_candidates(project: Project, n: int) -> list[Any]:
+    """Train prompts with the fewest model-generated candidates first (then oldest)."""
+    return list(
+        Prompt.objects.filter(project=project, split="train")
+        .annotate(generated=Count("responses", filter=Q(responses__origin="model")))
+        .order_by("generated", "id")[:n]
+    )
+
+
 def _sample(models: Models, project: Project, path: str, prompts: list[Any], seed: int) -> Any:
     from training.generate import generate
 
@@ -105,7 +116,7 @@ def rm_pairs(ctx: Context, parent: ModelVersion) -> list[Any]:
     the parent samples k responses and the best and worst by reward form a pair (on-policy data at
     no labeling cost; off by default)."""
     from training.records import PreferencePair
-    from workers.pipelines import judge_version, prompts_needing_candidates
+    from workers.pipelines import judge_version
 
     n, judge = int(ctx.cfg["rm_pairs_prompts"]), judge_version(ctx)
     if n <= 0 or judge is None or judge.training_run_id != ctx.run.id:
@@ -138,8 +149,6 @@ def _generator(ctx: Context) -> ModelVersion:
 
 
 def step_generate(ctx: Context) -> tuple[dict[str, Any], Any]:
-    from workers.pipelines import prompts_needing_candidates
-
     version = _generator(ctx)
     prompts = prompts_needing_candidates(ctx.project, int(ctx.cfg["prompts_per_cycle"]))
     seed = int(ctx.cfg["seed"]) * 1000 + cycle_index(ctx)

@@ -21,7 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import Count, F, Q
+from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -488,14 +488,3 @@ def cycle_execute(*, run_id: int) -> str:
             finished_at=timezone.now(),
         )
         return RunStatus.SUCCEEDED
-
-
-def prompts_needing_candidates(project: Project, n: int) -> list[Any]:
-    """Train prompts with the fewest model-generated candidates first (then oldest)."""
-    from annotation.models import Prompt
-
-    return list(
-        Prompt.objects.filter(project=project, split="train")
-        .annotate(generated=Count("responses", filter=Q(responses__origin="model")))
-        .order_by("generated", "id")[:n]
-    )

@@ -114,6 +114,7 @@ def test_kill9_mid_training_is_redelivered_and_finishes_once(broker, start_worke
     rm = run.versions.get(trainer="rm")
     assert rm.status == models.VersionStatus.TRAINING  # never ready with a partial artifact
     assert not run.steps.filter(name="reward").exists()
+    # Only to keep the test short: the redelivered attempt trains 2 epochs instead of 400.
     models.TrainingRun.objects.filter(id=run.id).update(config={**SMALL, "rm_epochs": 2})
     second = start_worker(broker, **fast)
     wait_for(lambda: finished(run), 180, "the redelivered cycle", second.tail())

@@ -27,7 +27,7 @@ def test_permanent_failure_marks_run_failed_and_keeps_active_model(tmp_path, set
     assert run.status == "failed"
     assert "no-such-model" in run.error
     assert run.finished_at is not None
-    assert list(run.steps.values_list("name", flat=True)) == ["snapshot", "records"]
+    assert list(run.steps.order_by("id").values_list("name", flat=True)) == ["snapshot", "records"]
     assert run.versions.get().status == "failed"  # the RM that never finished
     active.refresh_from_db()
     assert active.is_active

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.db import connection
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models import Case, Func, IntegerField, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce
 
 from annotation.models import (
@@ -192,18 +192,62 @@ class PairwiseJudgments:
 
 
 def pairwise_judgments(project_id: int, tasks: PairwiseTasks) -> PairwiseJudgments:
-    return pairwise_join(pairwise_matrix(project_id), tasks)
+    return pairwise_join(judgment_matrix(project_id), tasks)
 
 
-def pairwise_matrix(project_id: int) -> np.ndarray:
-    """The raw integer columns of the project's current pairwise judgments (one query)."""
+class EpochSeconds(Func):
+    """A timestamp as whole seconds since 1970 (UTC)."""
+
+    output_field = IntegerField()
+
+    def as_postgresql(self, compiler, connection, **extra):  # type: ignore[no-untyped-def]
+        return self.as_sql(
+            compiler, connection, template="CAST(EXTRACT(EPOCH FROM %(expressions)s) AS bigint)"
+        )
+
+    def as_sqlite(self, compiler, connection, **extra):  # type: ignore[no-untyped-def]
+        # '%%%%s' -> '%%s' (template) -> '%s' (the backend's placeholder rewrite).
+        return self.as_sql(
+            compiler, connection, template="CAST(strftime('%%%%s', %(expressions)s) AS INTEGER)"
+        )
+
+
+# Bits of the ``flags`` column of :func:`judgment_matrix`.
+HUMAN, PAIRWISE, FIRST_REVISION, CURRENT = 1, 2, 4, 8
+(
+    COL_ID,
+    COL_TASK,
+    COL_RATER,
+    COL_CHOICE,
+    COL_STRENGTH,
+    COL_PREFERRED,
+    COL_TIME,
+    COL_FLAGS,
+    COL_EPOCH,
+) = range(9)
+
+
+def _flag(condition: Q, bit: int) -> Case:
+    return Case(When(condition, then=Value(bit)), default=Value(0), output_field=IntegerField())
+
+
+def judgment_matrix(project_id: int) -> np.ndarray:
+    """Every judgment row the dashboard reads, in one query (one scan of the project's
+    judgments): current ones (statistics) and first revisions (throughput). Columns: ``COL_*``;
+    ``flags`` holds the ``HUMAN | PAIRWISE | FIRST_REVISION | CURRENT`` bits."""
     choice_code = Case(
         *[When(choice=label, then=Value(code)) for label, code in SHOWN_CODES.items()],
         default=Value(MISSING),
         output_field=IntegerField(),
     )
+    flags = (
+        _flag(Q(source=JudgmentSource.HUMAN), HUMAN)
+        + _flag(Q(kind=TaskKind.PAIRWISE), PAIRWISE)
+        + _flag(Q(revision=1), FIRST_REVISION)
+        + _flag(Q(is_current=True), CURRENT)
+    )
     qs = (
-        Judgment.objects.filter(project_id=project_id, kind=TaskKind.PAIRWISE, is_current=True)
+        Judgment.objects.filter(Q(is_current=True) | Q(revision=1), project_id=project_id)
         .order_by()
         .values_list(
             "id",
@@ -213,16 +257,19 @@ def pairwise_matrix(project_id: int) -> np.ndarray:
             _int("strength", 0),
             _int("preferred_response_id"),
             _int("time_spent_ms"),
-            Case(When(source=JudgmentSource.HUMAN, then=Value(1)), default=Value(0)),
+            flags,
+            EpochSeconds("created_at"),
         )
     )
-    return fetch_int_matrix(qs, 8)
+    return fetch_int_matrix(qs, 9)
 
 
 def pairwise_join(m: np.ndarray, tasks: PairwiseTasks) -> PairwiseJudgments:
     """Judgment columns joined to their tasks, with the derived codes (see module docstring)."""
-    row = tasks.index_of(m[:, 1])
-    keep = (row >= 0) & (m[:, 3] >= 0)
+    wanted = PAIRWISE | CURRENT
+    m = m[(m[:, COL_FLAGS] & wanted) == wanted]
+    row = tasks.index_of(m[:, COL_TASK])
+    keep = (row >= 0) & (m[:, COL_CHOICE] >= 0)
     m, row = m[keep], row[keep]
     shown, strength, preferred = m[:, 3], m[:, 4], m[:, 5]
     first, second = tasks.first[row], tasks.second[row]
@@ -244,7 +291,7 @@ def pairwise_join(m: np.ndarray, tasks: PairwiseTasks) -> PairwiseJudgments:
         strength=strength,
         preferred=preferred,
         time_ms=m[:, 6],
-        human=m[:, 7].astype(bool),
+        human=(m[:, COL_FLAGS] & HUMAN).astype(bool),
         gold=tasks.is_gold[row],
         chose_longer=chose_longer,
     )

@@ -19,7 +19,7 @@ from django.db.models import Count, Max
 from django.utils import timezone
 
 from annotation.insight import sections
-from annotation.insight.arrays import PairwiseTasks, pairwise_join, pairwise_matrix, pairwise_tasks
+from annotation.insight.arrays import PairwiseTasks, judgment_matrix, pairwise_join, pairwise_tasks
 from annotation.models import Assignment, Judgment, RaterExclusion, Task, TrainingRun
 
 CACHE_SECONDS = 24 * 3600
@@ -110,22 +110,24 @@ def dashboard_compute(project_id: int) -> dict[str, Any]:
     fetched = _run_jobs(
         {
             "fetch_tasks": lambda: pairwise_tasks_cached(project_id),
-            "fetch_judgments": lambda: pairwise_matrix(project_id),
-            "judgment_hours": lambda: sections.judgment_hours(project_id),
-            "queue_facts": lambda: sections.queue_facts(project_id, now),
+            "fetch_judgments": lambda: judgment_matrix(project_id),
+            "queue_facts": lambda: sections.queue_facts(project_id),
             "rater_db_facts": lambda: sections.rater_db_facts(project_id),
         },
         timings,
     )
-    activity = fetched["judgment_hours"]
-    fetched["throughput"] = sections.throughput_section(now, activity, fetched["queue_facts"])
-    fetched["rater_facts"] = sections.rater_facts(activity, fetched["rater_db_facts"])
 
     def timed(name: str, fn: Any, *args: Any) -> Any:
         t0 = time.perf_counter()
         out = fn(*args)
         timings[name] = round(time.perf_counter() - t0, 3)
         return out
+
+    m = fetched["fetch_judgments"]
+    activity = timed("activity", sections.judgment_hours, m)
+    fetched["queue_facts"]["recent"] = sections.recent_activity(m, now)
+    fetched["throughput"] = sections.throughput_section(now, activity, fetched["queue_facts"])
+    fetched["rater_facts"] = sections.rater_facts(activity, fetched["rater_db_facts"])
 
     tasks = fetched["fetch_tasks"]
     pw = timed("join", pairwise_join, fetched["fetch_judgments"], tasks)

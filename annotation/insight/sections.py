@@ -21,10 +21,15 @@ from typing import Any
 import numpy as np
 from django.contrib.auth import get_user_model
 from django.db.models import Count, F, Q, Sum
-from django.db.models.functions import Greatest, TruncDay, TruncHour
+from django.db.models.functions import Greatest, TruncDay
 from scipy.stats import kendalltau
 
 from annotation.insight.arrays import (
+    COL_EPOCH,
+    COL_FLAGS,
+    COL_RATER,
+    CURRENT,
+    FIRST_REVISION,
     MISSING,
     N_SCALE,
     PairwiseJudgments,
@@ -50,6 +55,7 @@ from annotation.models import (
 MIN_SHARED_ITEMS = 10  # Cohen's kappa for a rater pair needs this many shared items
 TOO_FAST_MS = 4000  # a judgment faster than this is "too fast" to have read both responses
 PAIR_TABLE_LIMIT = 200  # rater pairs shown on the page (the CSV has all of them)
+HOUR_KEY = 2**32  # (rater + 1) * HOUR_KEY + hours since 1970: one int64 per (rater, hour)
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> dict[str, Any]:
@@ -457,9 +463,8 @@ def _iso(dt: Any) -> str:
     return dt.isoformat() if hasattr(dt, "isoformat") else str(dt)
 
 
-def queue_facts(project_id: int, now: Any) -> dict[str, Any]:
-    """The queue's aggregates (tasks, last 24 h, leases): the SQL half of throughput."""
-    base = Judgment.objects.filter(project_id=project_id, revision=1)
+def queue_facts(project_id: int) -> dict[str, Any]:
+    """The queue's aggregates (tasks, leases): the SQL half of throughput."""
     tasks = Task.objects.filter(project_id=project_id, is_gold=False).exclude(
         status=TaskStatus.ARCHIVED
     )
@@ -475,9 +480,6 @@ def queue_facts(project_id: int, now: Any) -> dict[str, Any]:
         .annotate(n=Sum("required_judgments"))
         .values_list("day", "n")
     )
-    recent = base.filter(created_at__gte=now - timedelta(hours=24)).aggregate(
-        n=Count("id"), raters=Count("rater_id", distinct=True)
-    )
     leases = list(
         Assignment.objects.filter(
             project_id=project_id,
@@ -492,31 +494,38 @@ def queue_facts(project_id: int, now: Any) -> dict[str, Any]:
         .order_by("day")
         .values_list("day", "skipped", "expired")
     )
-    return {
-        "remaining": remaining,
-        "required_by_day": required_by_day,
-        "recent": recent,
-        "leases": leases,
-    }
+    return {"remaining": remaining, "required_by_day": required_by_day, "leases": leases}
 
 
-def judgment_hours(project_id: int) -> np.ndarray:
-    """One scan for throughput and rater activity: per (rater, clock hour) the first submissions
-    and the current judgments. Columns: rater id (-1: imported), hour (epoch s), first, current.
-    Gold judgments are work too: they are counted."""
-    rows = (
-        Judgment.objects.filter(project_id=project_id)
-        .annotate(hour=TruncHour("created_at"))
-        .values("rater_id", "hour")
-        .annotate(
-            first=Count("id", filter=Q(revision=1)),
-            current=Count("id", filter=Q(is_current=True)),
-        )
-        .order_by()
-        .values_list("rater_id", "hour", "first", "current")
+def judgment_hours(m: np.ndarray) -> np.ndarray:
+    """Per (rater, clock hour): first submissions and current judgments, from the judgment matrix
+    (:func:`annotation.insight.arrays.judgment_matrix`). Columns: rater id (-1: imported), hour
+    start (epoch s), first, current. Gold judgments are work too: they are counted."""
+    if len(m) == 0:
+        return np.zeros((0, 4), dtype=np.int64)
+    hour = m[:, COL_EPOCH] // 3600
+    keys, inverse = np.unique((m[:, COL_RATER] + 1) * HOUR_KEY + hour, return_inverse=True)
+    inverse = inverse.ravel()
+    flags = m[:, COL_FLAGS]
+    first = np.bincount(inverse, weights=(flags & FIRST_REVISION) > 0, minlength=len(keys))
+    current = np.bincount(inverse, weights=(flags & CURRENT) > 0, minlength=len(keys))
+    return np.stack(
+        [
+            keys // HOUR_KEY - 1,
+            keys % HOUR_KEY * 3600,
+            first.astype(np.int64),
+            current.astype(np.int64),
+        ],
+        axis=1,
     )
-    data = [(-1 if r is None else r, int(h.timestamp()), f, c) for r, h, f, c in rows]
-    return np.array(data, dtype=np.int64).reshape(-1, 4)
+
+
+def recent_activity(m: np.ndarray, now: Any) -> dict[str, int]:
+    """First submissions in the last 24 hours and how many raters made them."""
+    since = int((now - timedelta(hours=24)).timestamp())
+    recent = ((m[:, COL_FLAGS] & FIRST_REVISION) > 0) & (m[:, COL_EPOCH] >= since)
+    raters = m[recent, COL_RATER]
+    return {"n": int(recent.sum()), "raters": len(np.unique(raters[raters >= 0]))}
 
 
 def _day(epoch: int) -> str:

@@ -1,0 +1,196 @@
+"""Throughput: judgments per hour/day/rater, active raters, queue burn-down with ETA, skipped and
+expired leases; and rater activity (judgments per active hour)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from django.db.models import Count, F, Q, Sum
+from django.db.models.functions import Greatest, TruncDay
+
+from annotation.insight.arrays import (
+    COL_EPOCH,
+    COL_FLAGS,
+    COL_RATER,
+    CURRENT,
+    FIRST_REVISION,
+)
+from annotation.insight.tables import iso, table, usernames
+from annotation.models import (
+    Assignment,
+    AssignmentStatus,
+    Task,
+    TaskStatus,
+)
+
+HOUR_KEY = 2**32  # (rater + 1) * HOUR_KEY + hours since 1970: one int64 per (rater, hour)
+
+
+# -- throughput -------------------------------------------------------------------------------
+
+
+def queue_facts(project_id: int) -> dict[str, Any]:
+    """The queue's aggregates (tasks, leases): the SQL half of throughput."""
+    tasks = Task.objects.filter(project_id=project_id, is_gold=False).exclude(
+        status=TaskStatus.ARCHIVED
+    )
+    remaining = (
+        tasks.filter(status=TaskStatus.OPEN).aggregate(
+            r=Sum(Greatest(F("required_judgments") - F("judgments_done"), 0))
+        )["r"]
+        or 0
+    )
+    required_by_day = dict(
+        tasks.annotate(day=TruncDay("created_at"))
+        .values("day")
+        .annotate(n=Sum("required_judgments"))
+        .values_list("day", "n")
+    )
+    leases = list(
+        Assignment.objects.filter(
+            project_id=project_id,
+            status__in=[AssignmentStatus.SKIPPED, AssignmentStatus.EXPIRED],
+        )
+        .annotate(day=TruncDay("claimed_at"))
+        .values("day")
+        .annotate(
+            skipped=Count("id", filter=Q(status=AssignmentStatus.SKIPPED)),
+            expired=Count("id", filter=Q(status=AssignmentStatus.EXPIRED)),
+        )
+        .order_by("day")
+        .values_list("day", "skipped", "expired")
+    )
+    return {"remaining": remaining, "required_by_day": required_by_day, "leases": leases}
+
+
+def judgment_hours(m: np.ndarray) -> np.ndarray:
+    """Per (rater, clock hour): first submissions and current judgments, from the judgment matrix
+    (:func:`annotation.insight.arrays.judgment_matrix`). Columns: rater id (-1: imported), hour
+    start (epoch s), first, current. Gold judgments are work too: they are counted."""
+    if len(m) == 0:
+        return np.zeros((0, 4), dtype=np.int64)
+    hour = m[:, COL_EPOCH] // 3600
+    keys, inverse = np.unique((m[:, COL_RATER] + 1) * HOUR_KEY + hour, return_inverse=True)
+    inverse = inverse.ravel()
+    flags = m[:, COL_FLAGS]
+    first = np.bincount(inverse, weights=(flags & FIRST_REVISION) > 0, minlength=len(keys))
+    current = np.bincount(inverse, weights=(flags & CURRENT) > 0, minlength=len(keys))
+    return np.stack(
+        [
+            keys // HOUR_KEY - 1,
+            keys % HOUR_KEY * 3600,
+            first.astype(np.int64),
+            current.astype(np.int64),
+        ],
+        axis=1,
+    )
+
+
+def recent_activity(m: np.ndarray, now: Any) -> dict[str, int]:
+    """First submissions in the last 24 hours and how many raters made them."""
+    since = int((now - timedelta(hours=24)).timestamp())
+    recent = ((m[:, COL_FLAGS] & FIRST_REVISION) > 0) & (m[:, COL_EPOCH] >= since)
+    raters = m[recent, COL_RATER]
+    return {"n": int(recent.sum()), "raters": len(np.unique(raters[raters >= 0]))}
+
+
+def _day(epoch: int) -> str:
+    return datetime.fromtimestamp(int(epoch), UTC).date().isoformat()
+
+
+def _hour(epoch: int) -> str:
+    return datetime.fromtimestamp(int(epoch), UTC).isoformat()[:16]
+
+
+def _sum_by(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    return uniq, np.bincount(inverse.ravel(), weights=values, minlength=len(uniq)).astype(int)
+
+
+def throughput_section(
+    now: Any, hours: np.ndarray, facts: dict[str, Any]
+) -> tuple[dict[str, dict], dict[str, Any]]:
+    """Per day / hour / rater from the (rater, hour) counts; the queue from tasks."""
+    rater, hour, first = hours[:, 0], hours[:, 1], hours[:, 2]
+    active = first > 0
+    day = hour // 86400 * 86400
+    days_uniq, per_day_n = _sum_by(day[active], first[active])
+    # Active raters per day: distinct (day, rater) pairs, counted per day.
+    pairs = np.unique(np.stack([day[active], rater[active]], axis=1), axis=0)
+    raters_per_day = dict(zip(*np.unique(pairs[:, 0], return_counts=True), strict=True))
+    per_day = [
+        (int(d), int(n), int(raters_per_day.get(d, 0)))
+        for d, n in zip(days_uniq, per_day_n, strict=True)
+    ]
+    since = int((now - timedelta(hours=48)).timestamp()) // 3600 * 3600
+    recent_hours = active & (hour >= since)
+    hours_uniq, per_hour_n = _sum_by(hour[recent_hours], first[recent_hours])
+    raters_per_hour = dict(zip(*np.unique(hour[recent_hours], return_counts=True), strict=True))
+    per_hour = [
+        (int(h), int(n), int(raters_per_hour.get(h, 0)))
+        for h, n in zip(hours_uniq, per_hour_n, strict=True)
+    ]
+    since_14d = int((now - timedelta(days=14)).timestamp()) // 86400 * 86400
+    recent_days = active & (day >= since_14d) & (rater >= 0)
+    names = usernames(np.unique(rater[recent_days]).tolist())
+    by_key = day[recent_days] * 1_000_000_000 + rater[recent_days]
+    keys, counts = _sum_by(by_key, first[recent_days])
+    by_rater = sorted(
+        (_day(k // 1_000_000_000), names.get(int(k % 1_000_000_000), ""), int(n))
+        for k, n in zip(keys, counts, strict=True)
+    )
+    remaining = facts["remaining"]
+    required_by_day, recent, leases = (
+        facts["required_by_day"],
+        facts["recent"],
+        facts["leases"],
+    )
+    required_by_day = {int(d.timestamp()): n for d, n in required_by_day.items()}
+    done_by_day = {d: n for d, n, _ in per_day}
+    days = sorted(set(required_by_day) | set(done_by_day))
+    req = np.cumsum([required_by_day.get(d, 0) for d in days])
+    done = np.cumsum([done_by_day.get(d, 0) for d in days])
+    burn = [
+        [_day(d), int(r), int(dn), int(max(r - dn, 0))]
+        for d, r, dn in zip(days, req, done, strict=True)
+    ]
+    last_24h, active_24h = recent["n"], recent["raters"]
+    rate = last_24h / 24.0
+    eta_hours = remaining / rate if rate > 0 else None
+    summary = {
+        "remaining_judgments": int(remaining),
+        "judgments_last_24h": last_24h,
+        "rate_per_hour": round(rate, 2),
+        "eta_hours": None if eta_hours is None else round(eta_hours, 1),
+        "active_raters_24h": active_24h,
+        "skipped_total": sum(s for _, s, _ in leases),
+        "expired_total": sum(e for _, _, e in leases),
+    }
+    tables = {
+        "per_day": table(
+            "Judgments per day",
+            ["day", "judgments", "active_raters"],
+            [[_day(d), n, r] for d, n, r in per_day],
+        ),
+        "per_hour": table(
+            "Judgments per hour (last 48 h)",
+            ["hour", "judgments", "active_raters"],
+            [[_hour(h), n, r] for h, n, r in per_hour],
+        ),
+        "by_rater": table(
+            "Judgments per rater per day (last 14 days)",
+            ["day", "rater", "judgments"],
+            [list(row) for row in by_rater],
+        ),
+        "burndown": table(
+            "Queue burn-down", ["day", "required_total", "done_total", "remaining"], burn
+        ),
+        "leases": table(
+            "Skipped and expired leases per day",
+            ["day", "skipped", "expired"],
+            [[iso(d)[:10], s, e] for d, s, e in leases],
+        ),
+    }
+    return tables, summary

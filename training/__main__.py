@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import tomllib
 from collections.abc import Callable, Sequence
@@ -228,7 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, DataError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(result, indent=2, default=str))
+    if os.environ.get("RANK", "0") == "0":  # one report per torchrun job
+        print(json.dumps(result, indent=2, default=str))
     return 0
 
 

@@ -46,6 +46,26 @@ def split_step(indices: Sequence[int], pieces: int) -> list[list[int]]:
     return out
 
 
+def token_chunks(indices: Sequence[int], costs: Sequence[int], budget: int) -> list[list[int]]:
+    """Split a micro-batch greedily so ``len(chunk) * max(cost)`` stays within ``budget``.
+
+    ``costs`` are padded tokens per item (e.g. 2 x length for a chosen+rejected pair). A single
+    item over budget still forms its own chunk. ``budget == 0`` keeps the micro-batch whole.
+    """
+    if budget <= 0 or not indices:
+        return [list(indices)]
+    chunks: list[list[int]] = [[]]
+    widest = 0
+    for i in indices:
+        w = max(widest, costs[i])
+        if chunks[-1] and (len(chunks[-1]) + 1) * w > budget:
+            chunks.append([])
+            w = costs[i]
+        chunks[-1].append(i)
+        widest = w
+    return chunks
+
+
 def pad_sequences(
     seqs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int
 ) -> dict[str, torch.Tensor]:

@@ -58,6 +58,11 @@ class TrainConfig:
     max_steps: int = opt(0, "Optimizer steps to run; 0 = num_epochs passes.")
     batch_size: int = opt(8, "Micro-batch size per process.")
     grad_accum: int = opt(1, "Micro-batches accumulated per optimizer step.")
+    max_batch_tokens: int = opt(
+        0,
+        "Cap on a forward pass's padded tokens (sequences x longest); longer micro-batches are "
+        "split and accumulated with exact weights, so the update is unchanged. 0 = no cap.",
+    )
     max_grad_norm: float = opt(1.0, "Clip the gradient norm to this; 0 disables clipping.")
     max_length: int = opt(512, "Maximum tokens of prompt + response.")
     max_prompt_length: int = opt(256, "Prompts are cut to their last this-many tokens.")
@@ -94,6 +99,7 @@ class TrainConfig:
         _check(self.max_steps >= 0, "max_steps", "must be >= 0")
         _check(self.batch_size >= 1, "batch_size", "must be >= 1")
         _check(self.grad_accum >= 1, "grad_accum", "must be >= 1")
+        _check(self.max_batch_tokens >= 0, "max_batch_tokens", "must be >= 0")
         _check(self.max_grad_norm >= 0, "max_grad_norm", "must be >= 0")
         _check(self.max_length >= 2, "max_length", "must be >= 2")
         _check(

@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_model, save_model
 
-from training.batching import plan_epoch, split_step
+from training.batching import plan_epoch, split_step, token_chunks
 from training.config import TrainConfig
 from training.modeling import autocast
 
@@ -180,7 +180,7 @@ def fit(
     config: TrainConfig,
     model: Any,
     items: Sequence[Any],
-    lengths: Sequence[int],
+    lengths: Sequence[int],  # padded tokens each item costs in a forward (bucketing, budgets)
     units: Sequence[int],
     train_step: TrainStep,
     evaluate: Evaluate | None,
@@ -246,12 +246,15 @@ def fit(
         step_units = sum(units[i] for i in step_items)
         micro = split_step(step_items, pieces)
         sums: dict[str, float] = {}
-        for i in range(config.grad_accum):
-            part = micro[i * world + rank]
+        parts = [
+            chunk
+            for i in range(config.grad_accum)
+            for chunk in token_chunks(micro[i * world + rank], lengths, config.max_batch_tokens)
+        ]
+        for n, part in enumerate(parts):
             share = sum(units[j] for j in part) * world / step_units
-            sync = i == config.grad_accum - 1 or world == 1
-            ctx = model.no_sync() if not sync else contextlib.nullcontext()
-            with ctx:
+            sync = world == 1 or n == len(parts) - 1  # DDP all-reduces on the last backward
+            with model.no_sync() if not sync else contextlib.nullcontext():
                 with autocast(device, config.bf16):
                     loss, metrics = train_step(model, [items[j] for j in part])
                 (loss * share).backward()

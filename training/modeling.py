@@ -113,7 +113,9 @@ def fingerprint(path: str) -> str:
 
 def sequence_logps(model: Any, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
     """Summed response log-probs (B,) and response lengths (B,) for a padded batch."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    logits = model(
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+    ).logits  # (B, T, V)
     per_token = token_logps(logits, batch["labels"])  # (B, T-1)
     return per_token.sum(-1), (batch["labels"][:, 1:] != -100).sum(-1)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from training.batching import pad_sequences, plan_epoch, split_step
+from training.batching import pad_sequences, plan_epoch, split_step, token_chunks
 from training.records import (
     DataError,
     PreferencePair,
@@ -176,3 +176,10 @@ def test_bucketing_is_deterministic_and_groups_lengths() -> None:
     spread = sum(max(lengths[i] for i in s) - min(lengths[i] for i in s) for s in a) / len(a)
     assert spread < 5  # random batches would spread ~40
     assert split_step([1, 2, 3, 4, 5], 2) == [[1, 2, 3], [4, 5]]
+
+
+def test_token_budget_chunks() -> None:
+    costs = [10, 10, 6, 6, 6, 30]
+    assert token_chunks([0, 1, 2, 3, 4], costs, 20) == [[0, 1], [2, 3, 4]]
+    assert token_chunks([5, 0], costs, 20) == [[5], [0]]  # an over-budget item stands alone
+    assert token_chunks([0, 1, 2], costs, 0) == [[0, 1, 2]]

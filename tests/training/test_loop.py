@@ -52,6 +52,17 @@ def test_dpo_batch8_equals_batch2_times_accum4(tiny_lm, train_pairs, tmp_path) -
         assert ha["loss"] == pytest.approx(hb["loss"], abs=1e-6)
         assert ha["grad_norm"] == pytest.approx(hb["grad_norm"], rel=1e-5)
     assert_same_weights(a.artifact_path, b.artifact_path)
+    # a token budget splits the step into more forward passes; the update must not change
+    c = dpo.run(
+        DPOConfig(
+            output_dir=str(tmp_path / "budget"), batch_size=8, max_batch_tokens=120, **common
+        ),
+        train_pairs,
+    )
+    for ha, hc in zip(a.history, c.history, strict=True):
+        assert ha["loss"] == pytest.approx(hc["loss"], abs=1e-6)
+        assert ha["grad_norm"] == pytest.approx(hc["grad_norm"], rel=1e-5)
+    assert_same_weights(a.artifact_path, c.artifact_path)
 
 
 def test_sft_token_weighting_is_accumulation_invariant(tiny_lm, train_pairs, tmp_path) -> None:

@@ -198,7 +198,7 @@ def run(
         config=config,
         model=state.model,
         items=state.train,
-        lengths=[it[0].length for it in state.train],
+        lengths=[2 * it[0].length for it in state.train],
         units=[1] * len(state.train),
         train_step=lambda m, items: train_step(state, m, items),
         evaluate=(lambda m: evaluate(state, m)) if state.eval else None,

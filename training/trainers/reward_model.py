@@ -148,7 +148,7 @@ def run(
         config=config,
         model=state.model,
         items=state.train,
-        lengths=[p.length for p in state.train],
+        lengths=[2 * p.length for p in state.train],
         units=[1] * len(state.train),
         train_step=lambda m, pairs: train_step(state, m, pairs),
         evaluate=(lambda m: evaluate(state, m)) if state.eval else None,

@@ -72,7 +72,9 @@ def _forward(state: State, model: Any, seqs: Sequence[Encoded]) -> tuple[torch.T
         [(s.prompt_ids, s.response_ids) for s in seqs], state.tokenizer.pad_token_id
     )
     batch = to_device(batch, state.device)
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    logits = model(
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+    ).logits  # (B, T, V)
     n_resp = int((batch["labels"][:, 1:] != -100).sum())
     return sft_loss(logits, batch["labels"]).sum(), n_resp, int(batch["attention_mask"].sum())
 

@@ -21,7 +21,9 @@ PAD_L, PAD_R, PAD_T, PAD_B = 48, 12, 16, 34
 def _num(v: float) -> str:
     if v == 0:
         return "0"
-    if abs(v) >= 1000 or abs(v) < 0.01:
+    if abs(v) >= 1000:
+        return f"{v:.0f}"
+    if abs(v) < 0.01:
         return f"{v:.3g}"
     return f"{v:.2f}".rstrip("0").rstrip(".")
 

@@ -134,9 +134,10 @@ def token_logps(logits: Tensor, labels: Tensor) -> Tensor:  # (B, T-1)
     """log p(label_t | tokens < t) for each labelled position; 0 where the label is -100."""
     shifted = logits[:, :-1].float()  # (B, T-1, V) position t predicts token t + 1
     targets = labels[:, 1:]  # (B, T-1)
-    return -F.cross_entropy(shifted.transpose(1, 2), targets.clamp(min=0), reduction="none") * (
-        targets != -100
-    )
+    # log_softmax + gather on the contiguous last dim is ~2x faster on CPU than cross_entropy
+    # over a transposed (B, V, T) view.
+    logps = torch.log_softmax(shifted, dim=-1).gather(-1, targets.clamp(min=0)[..., None])
+    return logps.squeeze(-1) * (targets != -100)  # (B, T-1)
 
 
 PairLoss = Callable[..., Tensor]

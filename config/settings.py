@@ -161,6 +161,27 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# Cache shared by web processes and workers (dashboards computed by a worker are read by the
+# web): Redis when REDIS_URL is set, otherwise files under var/ (the embedded default).
+_CACHE_URL = os.environ.get("CACHE_URL", os.environ.get("REDIS_URL", ""))
+if os.environ.get("CACHE_URL", "").startswith("locmem"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+elif _CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": _CACHE_URL,
+            "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "prefloop"),
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
+
 # Celery: Redis when REDIS_URL is set; otherwise a broker kept in local files (no server).
 # Long-task settings (docs/operations.md): a message is acknowledged only after its task finished
 # (acks_late), a worker takes one message at a time (prefetch 1), a task whose worker died is

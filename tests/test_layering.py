@@ -39,12 +39,14 @@ def test_no_forbidden_imports_anywhere_in_the_package(package):
 
 
 def test_web_process_does_not_load_torch_at_runtime():
-    """Importing every URL and view (what gunicorn loads) leaves torch out of sys.modules."""
+    """Importing every URL and view (what gunicorn loads) leaves torch out of sys.modules, and
+    the heavy analytics libraries too (they load on first use, keeping workers small)."""
     code = (
         "import django, os, sys; os.environ.setdefault('DJANGO_SETTINGS_MODULE', "
         "'config.settings'); django.setup(); import config.urls, config.wsgi; "
         "from django.urls import get_resolver; get_resolver().url_patterns; "
-        "bad = [m for m in ('torch', 'transformers') if m in sys.modules]; "
+        "bad = [m for m in ('torch', 'transformers', 'statsmodels', 'pandas', 'pyarrow', "
+        "'scipy') if m in sys.modules]; "
         "print('LOADED', bad); sys.exit(1 if bad else 0)"
     )
     result = subprocess.run(

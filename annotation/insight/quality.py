@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 from django.db.models import Count, Q
-from scipy.stats import kendalltau
 
 from annotation.insight.arrays import (
     MISSING,
@@ -101,6 +100,8 @@ def _ranking_units(rows: list[tuple]) -> tuple[dict, np.ndarray, np.ndarray, np.
 
 def _kendall_by_task(rows: list[tuple]) -> tuple[np.ndarray, int]:
     """Kendall's tau-b for every pair of raters on the same ranking task (mean per task)."""
+    from scipy.stats import kendalltau  # heavy: imported where used
+
     by_task: dict[int, list[dict[int, int]]] = defaultdict(list)
     for task_id, _rater, payload in rows:
         groups = (payload or {}).get("ranking") or []

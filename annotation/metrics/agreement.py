@@ -17,9 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import krippendorff
 import numpy as np
-from statsmodels.stats import inter_rater
 
 from annotation.metrics.bootstrap import DEFAULT_RESAMPLES, percentile_interval
 
@@ -64,6 +62,8 @@ def fleiss_kappa(counts: np.ndarray) -> float:
     if table.shape[0] == 0:
         return float("nan")
     with np.errstate(divide="ignore", invalid="ignore"):
+        from statsmodels.stats import inter_rater  # heavy: imported where used
+
         return float(inter_rater.fleiss_kappa(table, method="fleiss"))
 
 
@@ -73,6 +73,8 @@ def krippendorff_alpha(
     counts = pairable(counts)
     if counts.shape[0] == 0 or (counts.sum(0) > 0).sum() < 2:
         return float("nan")
+    import krippendorff  # heavy (and only needed here): imported where used
+
     return float(
         krippendorff.alpha(
             value_counts=counts,
@@ -252,6 +254,8 @@ def cohen_kappa_tables(tables: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
 
 def cohen_kappa_reference(table: np.ndarray) -> float:
     """statsmodels' Cohen's kappa for one table (the reference the vectorized version matches)."""
+    from statsmodels.stats import inter_rater
+
     return float(inter_rater.cohens_kappa(np.asarray(table, dtype=float)).kappa)
 
 

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from scipy.stats import binomtest
-from statsmodels.stats.proportion import proportion_confint
-
 
 @dataclass(frozen=True)
 class Proportion:
@@ -36,6 +33,9 @@ def proportion(
     successes, n = int(successes), int(n)
     if n == 0:
         return Proportion(0, 0, None, None, None, expected, None, False)
+    from scipy.stats import binomtest  # heavy imports stay out of the web process start-up
+    from statsmodels.stats.proportion import proportion_confint
+
     low, high = proportion_confint(successes, n, alpha=alpha, method="wilson")
     p_value = float(binomtest(successes, n, expected).pvalue) if test else None
     return Proportion(

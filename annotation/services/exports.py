@@ -23,8 +23,6 @@ from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -177,12 +175,13 @@ def _jsonl(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
         yield ("\n".join(block) + "\n").encode()
 
 
-_MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
+def parquet_schema(f: ExportFilters) -> Any:
+    """The pyarrow schema of a Parquet export (pyarrow is imported here, not at start-up)."""
+    import pyarrow as pa
 
-
-def parquet_schema(f: ExportFilters) -> pa.Schema:
-    text = pa.list_(_MESSAGE) if f.style == "conversational" else pa.string()
-    prompt = pa.list_(_MESSAGE) if f.style == "conversational" else pa.string()
+    message = pa.struct([("role", pa.string()), ("content", pa.string())])
+    text = pa.list_(message) if f.style == "conversational" else pa.string()
+    prompt = pa.list_(message) if f.style == "conversational" else pa.string()
     if f.dataset == "preference":
         fields = [
             ("prompt", prompt),
@@ -193,7 +192,7 @@ def parquet_schema(f: ExportFilters) -> pa.Schema:
     elif f.dataset == "unpaired":
         fields = [("prompt", prompt), ("completion", text), ("label", pa.bool_())]
     elif f.style == "conversational":
-        fields = [("messages", pa.list_(_MESSAGE))]
+        fields = [("messages", pa.list_(message))]
     else:
         fields = [("prompt", pa.string()), ("completion", pa.string())]
     return pa.schema(fields)
@@ -219,6 +218,9 @@ class _Drain(io.RawIOBase):
 
 
 def _parquet(rows: Iterator[dict[str, Any]], f: ExportFilters) -> Iterator[bytes]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     schema = parquet_schema(f)
     sink = _Drain()
     writer = pq.ParquetWriter(pa.PythonFile(sink, mode="w"), schema, compression="zstd")

@@ -76,6 +76,7 @@ def settings(args: argparse.Namespace) -> dict:
         "epochs": 1,
         "beta": 0.1,
         "seed": 0,
+        "max_batch_tokens": args.max_batch_tokens,  # ours only: same update, lower peak
     }
 
 
@@ -121,6 +122,7 @@ def run_ours(
         "num_epochs": s["epochs"],
         "seed": s["seed"],
         "max_grad_norm": 1.0,
+        "max_batch_tokens": s["max_batch_tokens"],
     }
     t0 = time.perf_counter()
     if kind == "rm":
@@ -242,6 +244,9 @@ def main() -> None:
     parser.add_argument("--trainers", default="rm,dpo,kto")
     parser.add_argument("--repeats", type=int, default=1, help="best of N runs per cell")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--max_batch_tokens", type=int, default=2048, help="ours: cap on padded tokens per forward"
+    )
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument(
@@ -261,7 +266,9 @@ def main() -> None:
         write_tiny_reward_model(work / "rm", **size)
         print(
             f"model: GPT-2 {args.layers} layers x {args.hidden} hidden, byte vocab; "
-            f"{args.pairs} pairs, batch {args.batch_size}, 1 epoch, max_length 256"
+            f"{args.pairs} pairs, batch {args.batch_size}, 1 epoch, max_length 256, "
+            f"ours max_batch_tokens {args.max_batch_tokens}",
+            flush=True,
         )
         results: dict[tuple[str, str], dict] = {}
         for kind in args.trainers.split(","):
@@ -274,13 +281,17 @@ def main() -> None:
                         (run_dir / name).symlink_to(work / name)
                     cmd = [sys.executable, __file__, "--worker", kind, impl, str(run_dir)]
                     cmd += [f"--pairs={args.pairs}", f"--batch_size={args.batch_size}"]
-                    cmd += [f"--threads={args.threads}"]
+                    cmd += [
+                        f"--threads={args.threads}",
+                        f"--max_batch_tokens={args.max_batch_tokens}",
+                    ]
                     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
                     lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
                     if proc.returncode != 0 or not lines:
                         print(f"{kind}/{impl} failed:\n{proc.stderr[-3000:]}")
                         continue
                     r = json.loads(lines[-1][len("RESULT ") :])
+                    print(f"  {kind}/{impl}: " + json.dumps(r), flush=True)
                     best = results.get((kind, impl))
                     if best is None or r["tokens_per_s"] > best["tokens_per_s"]:
                         results[(kind, impl)] = r

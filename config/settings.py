@@ -223,6 +223,11 @@ CELERY_BROKER_CONNECTION_MAX_RETRIES = None  # keep retrying while Redis restart
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BEAT_SCHEDULE = {
     "retrain-policy": {"task": "loop.policy_tick", "schedule": 60.0, "options": {"expires": 55}},
+    "dashboards": {
+        "task": "insight.refresh_stale",
+        "schedule": 120.0,
+        "options": {"expires": 110},
+    },
 }
 # Where cycles write model artifacts (a volume in docker-compose.yml).
 LOOP_ARTIFACTS_DIR = Path(os.environ.get("LOOP_ARTIFACTS_DIR", ARTIFACTS_DIR))

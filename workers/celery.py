@@ -16,6 +16,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 TASK_ROUTES = {
     "loop.policy_tick": {"queue": "cpu"},
+    "insight.refresh_stale": {"queue": "cpu"},
     "loop.run_cycle": {"queue": "gpu"},
 }
 

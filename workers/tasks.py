@@ -29,3 +29,18 @@ def policy_tick() -> list[int]:
     from workers.schedules import retrain_tick
 
     return retrain_tick()
+
+
+@app.task(name="insight.refresh_stale", soft_time_limit=600, time_limit=660)
+def refresh_stale_dashboards() -> list[int]:
+    """Recompute the cached dashboard of every project whose judgments changed (big projects
+    are served from this cache, see annotation/insight/dashboard.py)."""
+    from annotation.insight.dashboard import insight_needs_refresh, insight_refresh
+    from annotation.models import Project
+
+    stale = [
+        pid for pid in Project.objects.values_list("id", flat=True) if insight_needs_refresh(pid)
+    ]
+    for project_id in stale:
+        insight_refresh(project_id)
+    return stale

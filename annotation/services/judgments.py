@@ -88,9 +88,7 @@ def _judgment_fields(clean: CleanJudgment) -> dict[str, Any]:
     }
 
 
-def _demonstration_response(
-    *, clean: CleanJudgment, task: Task, rater: User
-) -> dict[str, Any]:
+def _demonstration_response(*, clean: CleanJudgment, task: Task, rater: User) -> dict[str, Any]:
     """Store the written text as a human response; the candidate it edits is kept as parent."""
     response = Response.objects.create(
         prompt_id=task.prompt_id,

@@ -61,9 +61,7 @@ def _check_settings(values: dict[str, Any]) -> None:
         )
 
 
-def project_create(
-    *, name: str, owner: User, slug: str = "", **settings: Any
-) -> Project:
+def project_create(*, name: str, owner: User, slug: str = "", **settings: Any) -> Project:
     """Create a project; its creator becomes an admin member."""
     unknown = set(settings) - EDITABLE_FIELDS
     if unknown:

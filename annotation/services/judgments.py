@@ -169,17 +169,21 @@ def _store(
     key: str,
     fingerprint: str,
 ) -> Judgment:
-    locked = Assignment.objects.select_for_update().get(id=assignment.id)
-    if locked.status == AssignmentStatus.SUBMITTED:
-        raise Conflict("This task already has your judgment; revise it instead.")
-    if locked.status == AssignmentStatus.SKIPPED:
-        raise Conflict("You skipped this task; it can no longer be judged.")
-    if locked.status == AssignmentStatus.EXPIRED:
-        _retake_expired_slot(assignment=assignment)
     now = timezone.now()
-    Assignment.objects.filter(id=locked.id).update(
+    # The common case in one statement: the lease is live, mark it submitted (this locks the row).
+    taken = Assignment.objects.filter(id=assignment.id, status=AssignmentStatus.ACTIVE).update(
         status=AssignmentStatus.SUBMITTED, finished_at=now
     )
+    if not taken:
+        locked = Assignment.objects.select_for_update().get(id=assignment.id)
+        if locked.status == AssignmentStatus.SUBMITTED:
+            raise Conflict("This task already has your judgment; revise it instead.")
+        if locked.status == AssignmentStatus.SKIPPED:
+            raise Conflict("You skipped this task; it can no longer be judged.")
+        _retake_expired_slot(assignment=assignment)  # status is expired
+        Assignment.objects.filter(id=locked.id).update(
+            status=AssignmentStatus.SUBMITTED, finished_at=now
+        )
     task = assignment.task
     Task.objects.filter(id=task.id).update(
         judgments_done=F("judgments_done") + 1,

@@ -176,7 +176,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, workers: int) -> subprocess.Popen[bytes]:
+def start_server(port: int, workers: int, threads: int = 4) -> subprocess.Popen[bytes]:
     server = subprocess.Popen(
         [
             sys.executable,
@@ -324,6 +324,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     args = parser.parse_args()
 
     recreate_database()
@@ -339,7 +340,7 @@ def main() -> None:
         print(f"filled {size:,} tasks in {time.monotonic() - t0:.1f}s", flush=True)
         for concurrency in args.concurrency:
             reset_labels(project_id)
-            server = start_server(port, args.workers)
+            server = start_server(port, args.workers, args.threads)
             try:
                 stats = run_load(port, project_id, tokens[:concurrency], args.seconds)
                 memory = server_rss_mb(server.pid)

@@ -184,12 +184,12 @@ def assignment_get_for_rater(*, assignment_id: int, rater: User) -> Assignment:
 def assignment_skip(*, assignment_id: int, rater: User, reason: str) -> Assignment:
     """Give the task back with a reason; the rater never gets it again. Locks the assignment
     row, then updates its task's counter (the same order as submit and expiry)."""
-    reason = (reason or "").strip()
+    assignment_get_for_rater(assignment_id=assignment_id, rater=rater)  # 404 before anything
+    reason = reason.strip() if isinstance(reason, str) else ""
     if not reason:
         raise ValidationFailed("A reason is required to skip a task.", field="reason")
     if len(reason) > 500:
         raise ValidationFailed("The skip reason must be at most 500 characters.", field="reason")
-    assignment_get_for_rater(assignment_id=assignment_id, rater=rater)
     now = timezone.now()
     with transaction.atomic():
         assignment = Assignment.objects.select_for_update().get(id=assignment_id)

@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 
 from annotation.errors import NotFound, PermissionDenied
 from annotation.models import Membership, Project, Role
+from annotation.precompiled import membership_project
 
 MANAGER_ROLES = (Role.MANAGER, Role.ADMIN)
 
@@ -30,7 +31,7 @@ def membership_get(*, project: Project, user: UserLike) -> Membership | None:
 
 def project_get_for_user(*, project_id: int, user: UserLike) -> tuple[Project, str]:
     """The project and the user's role in it; NotFound when the user is not a member.
-    One query (membership joined to its project)."""
+    One precompiled query (membership joined to its project): every API request makes it."""
     if getattr(user, "is_superuser", False):
         project = Project.objects.filter(pk=project_id).first()
         if project is None:
@@ -38,14 +39,10 @@ def project_get_for_user(*, project_id: int, user: UserLike) -> tuple[Project, s
         return project, Role.ADMIN
     if not user.is_authenticated:
         raise NotFound(f"Project {project_id} not found.")
-    membership = (
-        Membership.objects.select_related("project")
-        .filter(project_id=project_id, user=user)
-        .first()
-    )
-    if membership is None:
+    found = membership_project(project_id=project_id, user_id=user.pk)
+    if found is None:
         raise NotFound(f"Project {project_id} not found.")
-    return membership.project, membership.role
+    return found
 
 
 def project_get_for_manager(*, project_id: int, user: UserLike) -> Project:

@@ -190,7 +190,7 @@ def start_server(port: int, workers: int, threads: int = 4) -> subprocess.Popen[
             "--worker-class",
             "gthread",
             "--threads",
-            "4",
+            str(threads),
             "--keep-alive",
             "30",
             "--log-level",

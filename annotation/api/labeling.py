@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from annotation.api.pagination import paginate
 from annotation.api.scoping import scoped_project
-from annotation.api.serializers import JudgmentOut, assignment_payload
+from annotation.api.serializers import JudgmentOut, assignment_payload, judgment_body
 from annotation.errors import NoTaskAvailable
 from annotation.models import Judgment
 from annotation.models import Response as ResponseRow
@@ -118,7 +118,7 @@ class SubmitApi(APIView):
             body=request.data,
             idempotency_key=request.headers.get("Idempotency-Key", ""),
         )
-        return Response(JudgmentOut(result.judgment).data, status=201 if result.created else 200)
+        return Response(judgment_body(result.judgment), status=201 if result.created else 200)
 
 
 class ReviseApi(APIView):
@@ -135,7 +135,7 @@ class ReviseApi(APIView):
             body=request.data,
             idempotency_key=request.headers.get("Idempotency-Key", ""),
         )
-        return Response(JudgmentOut(result.judgment).data, status=201 if result.created else 200)
+        return Response(judgment_body(result.judgment), status=201 if result.created else 200)
 
 
 class JudgmentDetailApi(APIView):

@@ -32,10 +32,13 @@ from annotation.models import (
     Assignment,
     AssignmentStatus,
     Project,
+    Prompt,
     Task,
     TaskResponse,
     TaskStatus,
 )
+from annotation.precompiled import has_expired_leases
+from annotation.services import pg_statements
 
 EXPIRE_BATCH = 50
 MAX_HELD_LEASES = 2  # the current task plus one prefetched
@@ -55,11 +58,11 @@ def assignment_expire_stale(*, project_id: int | None = None, limit: int = EXPIR
     """Return the slots of expired leases. Locks the expired assignment rows (skipping rows
     another process holds) and then their tasks. Returns how many leases expired."""
     now = timezone.now()
+    if not has_expired_leases(project_id=project_id, now=now):
+        return 0  # the common case: one index probe, no transaction
     stale = Assignment.objects.filter(status=AssignmentStatus.ACTIVE, expires_at__lt=now)
     if project_id is not None:
         stale = stale.filter(project_id=project_id)
-    if not stale.exists():  # the common case: one index probe, no transaction
-        return 0
     with transaction.atomic():
         rows = list(
             stale.select_for_update(skip_locked=True)
@@ -148,21 +151,18 @@ def assignment_claim_next(
     NoTaskAvailable when nothing is left for this rater.
     """
     assignment_expire_stale(project_id=project.id)
-    live = _live_assignments(project=project, rater=rater)
-    if live and (not prefetch or len(live) >= MAX_HELD_LEASES):
-        return Claim(assignment=live[-1] if prefetch else live[0], resumed=True)
     roll = _rng.random() if gold_roll is None else gold_roll
     want_gold = project.gold_rate > 0 and roll < project.gold_rate
+    max_held = MAX_HELD_LEASES if prefetch else 1
     try:
-        with transaction.atomic():
-            task = None
-            if want_gold:
-                task = _pick_task(project=project, rater=rater, gold=True)
-            if task is None:
-                task = _pick_task(project=project, rater=rater, gold=False)
-            if task is None:
-                raise NoTaskAvailable("No task is available for you in this project right now.")
-            return _take(project=project, rater=rater, task=task)
+        if pg_statements.enabled():
+            claim = _claim_in_one_statement(
+                project=project, rater=rater, want_gold=want_gold, max_held=max_held
+            )
+        else:
+            claim = _claim_with_orm(
+                project=project, rater=rater, want_gold=want_gold, max_held=max_held
+            )
     except IntegrityError:
         # The same rater claimed the same task from another tab at this instant: their other
         # request holds it; hand that lease back instead of a second one.
@@ -170,6 +170,64 @@ def assignment_claim_next(
         if live:
             return Claim(assignment=live[-1], resumed=True)
         raise Conflict("Your claim raced with another of your requests; try again.") from None
+    if claim is not None:
+        return claim
+    live = _live_assignments(project=project, rater=rater)
+    if len(live) >= max_held:
+        return Claim(assignment=live[-1] if prefetch else live[0], resumed=True)
+    raise NoTaskAvailable("No task is available for you in this project right now.")
+
+
+def _claim_with_orm(
+    *, project: Project, rater: User, want_gold: bool, max_held: int
+) -> Claim | None:
+    """None when the rater already holds ``max_held`` live leases or nothing is left."""
+    if len(_live_assignments(project=project, rater=rater)) >= max_held:
+        return None
+    with transaction.atomic():
+        task = None
+        if want_gold:
+            task = _pick_task(project=project, rater=rater, gold=True)
+        if task is None:
+            task = _pick_task(project=project, rater=rater, gold=False)
+        if task is None:
+            return None
+        return _take(project=project, rater=rater, task=task)
+
+
+def _claim_in_one_statement(
+    *, project: Project, rater: User, want_gold: bool, max_held: int
+) -> Claim | None:
+    """The same claim as ``_claim_with_orm`` in one PostgreSQL statement per pick."""
+    now = timezone.now()
+    expires = now + timedelta(seconds=project.lease_seconds)
+    row = None
+    for gold in (True, False) if want_gold else (False,):
+        row = pg_statements.claim(
+            project_id=project.id,
+            rater_id=rater.id,
+            gold=gold,
+            max_held=max_held,
+            now=now,
+            expires=expires,
+        )
+        if row is not None:
+            break
+    if row is None:
+        return None
+    prompt = Prompt(id=row.prompt_id, messages=row.messages)
+    task = Task(id=row.task_id, kind=row.kind, prompt=prompt, project=project)
+    assignment = Assignment(
+        id=row.assignment_id,
+        task=task,
+        rater=rater,
+        project=project,
+        status=AssignmentStatus.ACTIVE,
+        display_order=row.display_order,
+        claimed_at=now,
+        expires_at=expires,
+    )
+    return Claim(assignment=assignment, resumed=False, response_texts=row.response_texts)
 
 
 def assignment_get_for_rater(*, assignment_id: int, rater: User) -> Assignment:

@@ -35,6 +35,7 @@ from annotation.models import (
     TaskStatus,
 )
 from annotation.payloads import CleanJudgment, validate_payload
+from annotation.services import pg_statements
 
 MAX_IDEMPOTENCY_KEY = 200
 
@@ -129,9 +130,17 @@ def judgment_submit(
     """Store the rater's judgment for a leased task.
 
     Locks the assignment row, then updates the task's counters (same order as skip and expiry).
+    On PostgreSQL the common case (a live lease, a new key) is one statement; every other case
+    takes the ORM path below, which also serves SQLite.
     """
     key = _check_key(idempotency_key)
     fingerprint = request_fingerprint(target=f"assignment:{assignment_id}", body=body)
+    if pg_statements.enabled():
+        stored = _submit_in_one_statement(
+            assignment_id=assignment_id, rater=rater, body=body, key=key, fingerprint=fingerprint
+        )
+        if stored is not None:
+            return stored
     earlier = _replay(rater=rater, key=key, fingerprint=fingerprint)
     if earlier is not None:
         return SubmitResult(judgment=earlier, created=False)
@@ -158,6 +167,68 @@ def judgment_submit(
         if earlier is not None:
             return SubmitResult(judgment=earlier, created=False)
         raise Conflict("This task already has your judgment; revise it instead.") from None
+    return SubmitResult(judgment=judgment, created=True)
+
+
+def _submit_in_one_statement(
+    *, assignment_id: int, rater: User, body: Any, key: str, fingerprint: str
+) -> SubmitResult | None:
+    """The common submit in two statements (read the lease, then write everything); None hands
+    the request to the ORM path (not a live lease, a demonstration, a replayed or reused key)."""
+    context = pg_statements.submit_context(assignment_id=assignment_id, rater_id=rater.id)
+    if context is None:
+        raise NotFound(f"Assignment {assignment_id} not found.")
+    if context.status != AssignmentStatus.ACTIVE or context.kind == TaskKind.DEMONSTRATION:
+        return None
+    try:
+        clean = validate_payload(
+            kind=context.kind,
+            raw=body,
+            display_order=context.display_order,
+            flag_choices=context.flag_choices,
+        )
+    except ValidationFailed:
+        # A replay with a different body is a conflict before it is a bad payload.
+        _replay(rater=rater, key=key, fingerprint=fingerprint)
+        raise
+    fields = _judgment_fields(clean)
+    now = timezone.now()
+    try:
+        judgment_id = pg_statements.submit_live(
+            assignment_id=assignment_id,
+            rater_id=rater.id,
+            values={
+                "project": context.project_id,
+                "kind": fields["kind"],
+                "choice": fields["choice"],
+                "strength": fields["strength"],
+                "preferred": fields["preferred_response_id"],
+                "payload": fields["payload"],
+                "flags": fields["flags"],
+                "rationale": fields["rationale"],
+                "time_spent_ms": fields["time_spent_ms"],
+                "display_order": context.display_order,
+                "key": key,
+                "hash": fingerprint,
+                "now": now,
+            },
+        )
+    except IntegrityError:
+        return None  # a reused key (replay or 409) or our own other tab: the ORM path decides
+    if judgment_id is None:
+        return None
+    judgment = Judgment(
+        id=judgment_id,
+        task_id=context.task_id,
+        project_id=context.project_id,
+        rater=rater,
+        assignment_id=assignment_id,
+        display_order=context.display_order,
+        idempotency_key=key,
+        request_hash=fingerprint,
+        created_at=now,
+        **fields,
+    )
     return SubmitResult(judgment=judgment, created=True)
 
 

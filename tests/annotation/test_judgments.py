@@ -11,7 +11,7 @@ from annotation.services.assignment import assignment_claim_next, assignment_ski
 from annotation.services.judgments import judgment_revise, judgment_submit
 from tests.factories import make_rater, make_task
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("write_path")]
 
 
 def lease(project, rater):

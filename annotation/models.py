@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Length
 
 DEFAULT_FLAGS = ["unsafe", "factually wrong", "refuses wrongly"]
 
@@ -268,6 +269,12 @@ class Response(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # The text's length in characters (Unicode code points, Python's ``len``), computed and stored
+    # by the database on every write, whatever the path (save, bulk_create, raw SQL): the
+    # dashboard's length-bias monitor reads it instead of every text.
+    text_chars = models.GeneratedField(
+        expression=Length("text"), output_field=models.PositiveIntegerField(), db_persist=True
+    )
 
     class Meta:
         constraints = [

@@ -1,13 +1,15 @@
 """Benchmark: managers' dashboard and training export on a 1,000,000-judgment project.
 
-    .venv/bin/python bench/insight.py [--judgments 1000000] [--keep]
+    .venv/bin/python bench/insight.py [--judgments 1000000] [--keep | --reuse] [--no-export]
 
 Creates a scratch PostgreSQL database (``prefloop_bench_insight`` on 127.0.0.1:5432), migrates
 it, generates the project directly in SQL (``INSERT ... SELECT generate_series``: 200 raters, 5
 systems, pairwise tasks with 3 judgments each, some gold tasks, skipped/expired leases, a planted
 left-position bias in 10 raters), then measures:
 
-- dashboard cold: every section computed from scratch (cache cleared);
+- dashboard cold: every section computed from scratch (cache cleared), in a process that has
+  imported the statistics libraries as the ``cpu`` worker does at start (that import is timed
+  and printed on its own line);
 - recompute: what a refresh after new judgments costs (task/response arrays still cached);
 - dashboard warm: ``dashboard_get`` (fingerprint + cache hit) and the JSON API end to end;
 - export: preference pairs, every judgment, JSONL and Parquet, in a fresh child process each,
@@ -111,6 +113,7 @@ SELECT jsonb_build_array(jsonb_build_object('role', 'user', 'content',
 FROM generate_series(1, {n_tasks}) g;
 
 -- Two responses per prompt; system s = (g + 2k) mod 5: four model versions and one import.
+-- text_chars is a generated column: PostgreSQL computes it from the text on insert.
 INSERT INTO annotation_response (text, origin, source, generation_params, created_at,
     model_version_id, prompt_id)
 SELECT repeat('word ', (10 + ((p.id * 7919 + k * 104729) % 120))::int),
@@ -220,14 +223,32 @@ def generate(n_judgments: int) -> dict[str, int]:
     return {"project_id": project_id, "tasks": n_tasks, "judgments": judgments}
 
 
+def existing_data() -> dict[str, int]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM annotation_project WHERE slug = 'bench'")
+        project_id = cursor.fetchone()[0]
+        cursor.execute("SELECT count(*) FROM annotation_task")
+        tasks = cursor.fetchone()[0]
+        cursor.execute("SELECT count(*) FROM annotation_judgment")
+        judgments = cursor.fetchone()[0]
+    return {"project_id": project_id, "tasks": tasks, "judgments": judgments}
+
+
 def bench_dashboard(project_id: int) -> dict[str, object]:
     from django.contrib.auth import get_user_model
     from django.core.cache import cache
     from django.test import Client
 
     from annotation.insight.dashboard import dashboard_get
+    from annotation.metrics import preload
 
+    # What the cpu worker does once at start (workers/tasks.py): timed apart, since a worker
+    # pays it once per start, not per dashboard.
+    import_s = preload()
     cache.clear()
+    load_before = os.getloadavg()
     t0 = time.perf_counter()
     cpu0 = time.process_time()
     data = dashboard_get(project_id)
@@ -255,8 +276,10 @@ def bench_dashboard(project_id: int) -> dict[str, object]:
         page.append(time.perf_counter() - t0)
     bias = {row[0]: row for row in data["tables"]["bias"]["rows"]}
     return {
+        "analytics_import_s": round(import_s, 3),
         "cold_s": round(cold, 3),
         "cold_process_cpu_s": round(cold_cpu, 3),
+        "load_average_before_cold": load_before,
         "cold_sections_s": data["timings"],
         "recompute_s": round(recompute, 3),
         "recompute_sections_s": recomputed["timings"],
@@ -323,31 +346,52 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--judgments", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="Keep the scratch database.")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="Measure on the database a previous --keep run left (no generation; implies --keep).",
+    )
+    parser.add_argument("--no-export", action="store_true", help="Measure the dashboard only.")
     parser.add_argument("--export-child", nargs=2, metavar=("PROJECT", "FORMAT"))
     args = parser.parse_args()
     if args.export_child:
         export_child(int(args.export_child[0]), args.export_child[1])
         return
-    create_database()
+    if not args.reuse:
+        create_database()
     setup_django()
     from django.core.management import call_command
 
     try:
         call_command("migrate", verbosity=0)
-        t0 = time.perf_counter()
-        info = generate(args.judgments)
-        print(f"generated {info} in {time.perf_counter() - t0:.1f} s", flush=True)
+        if args.reuse:
+            info = existing_data()
+        else:
+            t0 = time.perf_counter()
+            info = generate(args.judgments)
+            print(f"generated {info} in {time.perf_counter() - t0:.1f} s", flush=True)
         results = {"data": info, "dashboard": bench_dashboard(info["project_id"])}
         print(json.dumps(results["dashboard"], indent=1), flush=True)
-        results["export"] = [bench_export(info["project_id"], f) for f in ("jsonl", "parquet")]
+        formats = () if args.no_export else ("jsonl", "parquet")
+        results["export"] = [bench_export(info["project_id"], f) for f in formats]
         for row in results["export"]:
             print(json.dumps(row), flush=True)
         d = results["dashboard"]
         print("\nsummary")
         print(f"  judgments                {info['judgments']:,}")
-        print(f"  dashboard cold           {d['cold_s']:.2f} s   (target < 5 s)")
+        print(
+            f"  dashboard cold           {d['cold_s']:.2f} s   (target < 5 s; process CPU "
+            f"{d['cold_process_cpu_s']:.2f} s)"
+        )
+        print(
+            f"  analytics imports        {d['analytics_import_s']:.2f} s   (once per worker "
+            "start, before the cold run)"
+        )
         print(f"  recompute (tasks cached) {d['recompute_s']:.2f} s   (after new judgments)")
-        print(f"  load average             {d['load_average']}")
+        print(
+            f"  load average             {d['load_average_before_cold']} before cold, "
+            f"{d['load_average']} after"
+        )
         print(
             f"  dashboard warm (get)     {d['warm_get_median_ms']:.1f} ms median, "
             f"{d['warm_get_max_ms']:.1f} ms max   (target < 200 ms)"
@@ -365,7 +409,7 @@ def main() -> None:
                 f"{row['peak_rss_mb']} MB   (targets >= 50,000/s, < 300 MB)"
             )
     finally:
-        if not args.keep:
+        if not (args.keep or args.reuse):
             drop_database()
 
 

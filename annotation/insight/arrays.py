@@ -24,7 +24,6 @@ from annotation.models import (
     Judgment,
     JudgmentSource,
     ModelVersion,
-    Prompt,
     Response,
     Task,
     TaskKind,
@@ -128,47 +127,38 @@ def pairwise_tasks(project_id: int) -> PairwiseTasks:
     names = {-(i + 1): (src or "imported") for i, src in enumerate(sources)}
     names[-(len(sources) + 1)] = "other"
     names.update(ModelVersion.objects.filter(project_id=project_id).values_list("id", "name"))
-    # One row per task, grouped in the database (half the rows sent). Raw SQL for one reason:
-    # the response subquery computes each text's length before the join and grouping
-    # (OFFSET 0 keeps the planner from merging it), so the sort/hash never carries the texts.
-    source_case = " ".join(f"WHEN %s THEN {-(i + 1)}" for i in range(len(sources)))
-    case_sql = f"CASE r.source {source_case} ELSE {-(len(sources) + 1)} END" if sources else "-1"
-    fence = "OFFSET 0" if connection.vendor == "postgresql" else "LIMIT -1 OFFSET 0"
+
+    # One row per (task, response), paired up in numpy: the database only joins each task
+    # response to its task and response (grouping or self-joining the positions there costs it
+    # twice as much). Lengths come from the stored ``text_chars``, so no text is read.
+    whens = " ".join(f"WHEN %s THEN {-(i + 1)}" for i in range(len(sources)))
+    other = -(len(sources) + 1)
+    by_source = f"CASE r.source {whens} ELSE {other} END" if sources else str(other)
     sql = f"""
-        SELECT tr.task_id,
-            MIN(CASE WHEN tr.position = 0 THEN tr.response_id END),
-            MIN(CASE WHEN tr.position = 1 THEN tr.response_id END),
-            MIN(CASE WHEN tr.position = 0 THEN rr.len END),
-            MIN(CASE WHEN tr.position = 1 THEN rr.len END),
-            MIN(CASE WHEN tr.position = 0 THEN rr.sys END),
-            MIN(CASE WHEN tr.position = 1 THEN rr.sys END),
-            MAX(CASE WHEN t.is_gold THEN 1 ELSE 0 END)
+        SELECT tr.task_id, tr.position, tr.response_id, r.text_chars,
+            COALESCE(r.model_version_id, {by_source}), CASE WHEN t.is_gold THEN 1 ELSE 0 END
         FROM {TaskResponse._meta.db_table} tr
         JOIN {Task._meta.db_table} t ON t.id = tr.task_id
-        JOIN (
-            SELECT r.id, LENGTH(r.text) AS len, COALESCE(r.model_version_id, {case_sql}) AS sys
-            FROM {Response._meta.db_table} r
-            JOIN {Prompt._meta.db_table} p ON p.id = r.prompt_id
-            WHERE p.project_id = %s
-            {fence}
-        ) rr ON rr.id = tr.response_id
+        JOIN {Response._meta.db_table} r ON r.id = tr.response_id
         WHERE t.project_id = %s AND t.kind = %s
-        GROUP BY tr.task_id
-        HAVING COUNT(*) = 2
-            AND MIN(CASE WHEN tr.position = 0 THEN tr.response_id END) IS NOT NULL
-            AND MIN(CASE WHEN tr.position = 1 THEN tr.response_id END) IS NOT NULL
     """
-    m = fetch_int_matrix_sql(sql, [*sources, project_id, project_id, TaskKind.PAIRWISE.value], 8)
-    m = m[np.argsort(m[:, 0])]
+    m = fetch_int_matrix_sql(sql, [*sources, project_id, TaskKind.PAIRWISE.value], 6)
+    m = m[np.lexsort((m[:, 1], m[:, 0]))]  # by task, then position
+    task = m[:, 0]
+    starts = np.flatnonzero(np.r_[True, task[1:] != task[:-1]]) if len(m) else task
+    sizes = np.diff(np.r_[starts, len(m)])
+    a = starts[sizes == 2]  # tasks with exactly two responses, at positions 0 and 1
+    a = a[(m[a, 1] == 0) & (m[a + 1, 1] == 1)]
+    b = a + 1
     return PairwiseTasks(
-        task_ids=m[:, 0],
-        first=m[:, 1],
-        second=m[:, 2],
-        first_len=m[:, 3],
-        second_len=m[:, 4],
-        is_gold=m[:, 7].astype(bool),
-        first_sys=m[:, 5],
-        second_sys=m[:, 6],
+        task_ids=task[a],
+        first=m[a, 2],
+        second=m[b, 2],
+        first_len=m[a, 3],
+        second_len=m[b, 3],
+        is_gold=m[a, 5].astype(bool),
+        first_sys=m[a, 4],
+        second_sys=m[b, 4],
         system_names=names,
     )
 

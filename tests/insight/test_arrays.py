@@ -1,0 +1,45 @@
+"""The dashboard's task arrays: one row per two-response pairwise task, lengths in characters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from annotation import models
+from annotation.insight.arrays import pairwise_tasks
+from tests.factories import make_task
+
+
+@pytest.mark.django_db
+def test_pairwise_tasks_rows_lengths_and_systems(project) -> None:
+    version = models.ModelVersion.objects.create(
+        project=project, name="policy-v1", kind="policy", trainer="dpo"
+    )
+    good = make_task(project)
+    a, b = (tr.response for tr in good.task_responses.order_by("position"))
+    models.Response.objects.filter(id=a.id).update(text="Grüße, 世界 👋", source="human-ref")
+    models.Response.objects.filter(id=b.id).update(text="plain", model_version=version)
+    gold = make_task(project, is_gold=True, gold_answer={"choice": "tie"})
+    three = make_task(project, n_responses=3)  # not a two-response task
+    one = make_task(project, n_responses=1)
+    make_task(project, kind="ranking", n_responses=2)  # another kind
+    gap = make_task(project)  # positions 0 and 2: no second response
+    gap.task_responses.filter(position=1).update(position=2)
+
+    t = pairwise_tasks(project.id)
+
+    assert t.task_ids.tolist() == sorted([good.id, gold.id])
+    row = int(t.index_of(np.array([good.id]))[0])
+    assert (t.first[row], t.second[row]) == (a.id, b.id)
+    assert (t.first_len[row], t.second_len[row]) == (len("Grüße, 世界 👋"), 5)
+    assert t.system_names[int(t.first_sys[row])] == "human-ref"
+    assert t.system_names[int(t.second_sys[row])] == "policy-v1"
+    assert t.is_gold.tolist() == [False, True]
+    assert t.index_of(np.array([three.id, one.id, gap.id])).tolist() == [-1, -1, -1]
+
+
+@pytest.mark.django_db
+def test_pairwise_tasks_of_an_empty_project(project) -> None:
+    t = pairwise_tasks(project.id)
+    assert len(t.task_ids) == 0
+    assert t.index_of(np.array([1, 2])).tolist() == [-1, -1]

@@ -95,8 +95,9 @@ def demo_records(seed: int = 7) -> list[ImportRecord]:
     return records
 
 
-def demo_setup() -> tuple[Project, list[tuple[str, str]]]:
-    """Create (or find) the demo project and users. Safe to run more than once."""
+def demo_setup(*, base_model: str = "") -> tuple[Project, list[tuple[str, str]]]:
+    """Create (or find) the demo project and users. Safe to run more than once. ``base_model``
+    (a local model folder) is set on the project if it has none, so "retrain now" can run."""
     users = get_user_model().objects
     with transaction.atomic():
         admin, created = users.get_or_create(
@@ -117,6 +118,9 @@ def demo_setup() -> tuple[Project, list[tuple[str, str]]]:
                 ranking_size=4,
             )
             import_records(project=project, records=demo_records())
+        if base_model and not project.base_model:
+            project.base_model = base_model
+            project.save(update_fields=["base_model"])
         for username, role in DEMO_USERS:
             user, created = users.get_or_create(username=username)
             if created:

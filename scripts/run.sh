@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 mkdir -p var
 $PY manage.py migrate --noinput -v0
-$PY manage.py demo
+# A tiny random model (offline) for the demo project's loop to train from.
+[ -f var/models/demo-base/config.json ] || $PY -m training.tiny var/models/demo-base >/dev/null
+$PY manage.py demo --base-model "$PWD/var/models/demo-base"
 PORT="${PORT:-8000}"
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; }

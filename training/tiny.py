@@ -99,3 +99,20 @@ def write_tiny_reward_model(
     model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
     return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m training.tiny PATH``: a random tiny causal LM to start a project's loop from
+    when no real model can be downloaded (the quick start's demo project uses it)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m training.tiny", description=main.__doc__)
+    parser.add_argument("path", help="folder to write the model and tokenizer to")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    print(write_tiny_causal_lm(args.path, seed=args.seed, chat_template=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,6 +1,6 @@
 """Managers' API: the dashboard (JSON and CSV per table), rater exclusions, training exports.
 
-Every view starts with ``project_get_for_manager``: someone outside the project gets 404 (the
+Every view starts with ``scoped_manager_project``: someone outside the project gets 404 (the
 project "does not exist" for them), a member who is not a manager gets 403.
 """
 
@@ -13,11 +13,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation.api.scoping import scoped_manager_project
 from annotation.errors import NotFound
 from annotation.insight.csvout import table_csv
 from annotation.insight.dashboard import dashboard_get
 from annotation.models import RaterExclusion
-from annotation.selectors import project_get_for_manager
 from annotation.services.exclusions import rater_exclude, rater_restore
 from annotation.services.exports import export_manifest, export_start
 
@@ -44,7 +44,7 @@ class InsightApi(APIView):
         responses=dict,
     )
     def get(self, request: Request, project_id: int) -> Response:
-        project = project_get_for_manager(project_id=project_id, user=request.user)
+        project = scoped_manager_project(request, project_id)
         refresh = request.query_params.get("refresh") in ("1", "true")
         return Response(dashboard_get(project.id, refresh=refresh))
 
@@ -52,7 +52,7 @@ class InsightApi(APIView):
 class InsightTableCsvApi(APIView):
     @extend_schema(summary="One dashboard table as CSV", responses={200: str})
     def get(self, request: Request, project_id: int, table: str) -> HttpResponse:
-        project = project_get_for_manager(project_id=project_id, user=request.user)
+        project = scoped_manager_project(request, project_id)
         tables = dashboard_get(project.id)["tables"]
         if table not in tables:
             raise NotFound(f"No table {table!r}; tables are {sorted(tables)}.")
@@ -79,7 +79,7 @@ class ExclusionOut(serializers.Serializer):
 class ExclusionListApi(APIView):
     @extend_schema(summary="Exclusion history (live and lifted)", responses=ExclusionOut(many=True))
     def get(self, request: Request, project_id: int) -> Response:
-        project = project_get_for_manager(project_id=project_id, user=request.user)
+        project = scoped_manager_project(request, project_id)
         rows = (
             RaterExclusion.objects.filter(project=project)
             .select_related("rater", "excluded_by", "lifted_by")
@@ -95,7 +95,7 @@ class RaterExclusionApi(APIView):
         responses={201: ExclusionOut},
     )
     def post(self, request: Request, project_id: int, rater_id: int) -> Response:
-        project = project_get_for_manager(project_id=project_id, user=request.user)
+        project = scoped_manager_project(request, project_id)
         data = ExclusionIn(data=request.data)
         data.is_valid(raise_exception=True)
         row = rater_exclude(
@@ -108,7 +108,7 @@ class RaterExclusionApi(APIView):
 
     @extend_schema(summary="Restore a rater's judgments to training", responses=ExclusionOut)
     def delete(self, request: Request, project_id: int, rater_id: int) -> Response:
-        project = project_get_for_manager(project_id=project_id, user=request.user)
+        project = scoped_manager_project(request, project_id)
         row = rater_restore(project=project, rater_id=rater_id, by=request.user)
         return Response(ExclusionOut(row).data)
 
@@ -120,7 +120,7 @@ class ExportApi(APIView):
         responses={200: bytes},
     )
     def get(self, request: Request, project_id: int) -> StreamingHttpResponse:
-        project = project_get_for_manager(project_id=project_id, user=request.user)
+        project = scoped_manager_project(request, project_id)
         export = export_start(project=project, params=request.query_params)
         content_type = (
             "application/x-ndjson"
@@ -139,5 +139,5 @@ class ExportManifestApi(APIView):
         responses=dict,
     )
     def get(self, request: Request, project_id: int) -> Response:
-        project = project_get_for_manager(project_id=project_id, user=request.user)
+        project = scoped_manager_project(request, project_id)
         return Response(export_manifest(project=project, params=request.query_params))

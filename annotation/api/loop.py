@@ -8,10 +8,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation.api.scoping import scoped_manager_project
 from annotation.api.serializers import TrainingRunOut
 from annotation.errors import NotFound, ValidationFailed
 from annotation.models import RunStep, TrainingRun
-from annotation.selectors import project_get_for_manager
 from annotation.services.loop import new_judgment_count, retrain_due, retrain_now
 
 
@@ -27,7 +27,7 @@ class RetrainApi(APIView):
 
     @extend_schema(responses=StatusOut, summary="Retrain policy status (managers)")
     def get(self, request: Request, project_id: int) -> Response:
-        project = project_get_for_manager(project_id=project_id, user=request.user)
+        project = scoped_manager_project(request, project_id)
         due, reason = retrain_due(project=project)
         active = (
             TrainingRun.objects.filter(project=project, status__in=["queued", "running"])
@@ -45,7 +45,7 @@ class RetrainApi(APIView):
 
     @extend_schema(request=Input, responses={202: TrainingRunOut}, summary="Retrain now")
     def post(self, request: Request, project_id: int) -> Response:
-        project = project_get_for_manager(project_id=project_id, user=request.user)
+        project = scoped_manager_project(request, project_id)
         data = request.data if isinstance(request.data, dict) else None
         if data is None:
             raise ValidationFailed("The body must be a JSON object (or empty).")
@@ -64,7 +64,7 @@ class RunStepOut(serializers.ModelSerializer):
 class TrainingRunDetailApi(APIView):
     @extend_schema(responses=TrainingRunOut, summary="One run with its finished steps")
     def get(self, request: Request, project_id: int, run_id: int) -> Response:
-        project = project_get_for_manager(project_id=project_id, user=request.user)
+        project = scoped_manager_project(request, project_id)
         run = TrainingRun.objects.filter(project=project, id=run_id).first()
         if run is None:
             raise NotFound(f"Training run {run_id} not found.")

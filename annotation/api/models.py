@@ -8,15 +8,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.api.pagination import paginate
+from annotation.api.scoping import scoped_manager_project
 from annotation.api.serializers import ModelVersionOut, TrainingRunOut
 from annotation.models import ModelVersion, TrainingRun
-from annotation.selectors import project_get_for_manager
 
 
 class ModelVersionListApi(APIView):
     @extend_schema(responses=ModelVersionOut(many=True), summary="Model versions (managers)")
     def get(self, request: Request, project_id: int) -> Response:
-        project = project_get_for_manager(project_id=project_id, user=request.user)
+        project = scoped_manager_project(request, project_id)
         rows = ModelVersion.objects.filter(project=project).order_by("-id")
         return paginate(request, rows, ModelVersionOut)
 
@@ -24,6 +24,6 @@ class ModelVersionListApi(APIView):
 class TrainingRunListApi(APIView):
     @extend_schema(responses=TrainingRunOut(many=True), summary="Training runs (managers)")
     def get(self, request: Request, project_id: int) -> Response:
-        project = project_get_for_manager(project_id=project_id, user=request.user)
+        project = scoped_manager_project(request, project_id)
         rows = TrainingRun.objects.filter(project=project).order_by("-id")
         return paginate(request, rows, TrainingRunOut)

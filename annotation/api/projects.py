@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.api.pagination import paginate
+from annotation.api.scoping import scoped_manager_project, scoped_project
 from annotation.api.serializers import (
     ProjectIn,
     ProjectOut,
@@ -22,8 +23,6 @@ from annotation.errors import NotFound, PermissionDenied, ValidationFailed
 from annotation.models import Membership, Prompt, Task
 from annotation.models import Response as ResponseRow
 from annotation.selectors import (
-    project_get_for_manager,
-    project_get_for_user,
     projects_for_user,
 )
 from annotation.services.projects import membership_set, project_create, project_update
@@ -54,12 +53,12 @@ class ProjectListApi(APIView):
 class ProjectDetailApi(APIView):
     @extend_schema(responses=ProjectOut, summary="One project")
     def get(self, request: Request, project_id: int) -> Response:
-        project, _ = project_get_for_user(project_id=project_id, user=request.user)
+        project, _ = scoped_project(request, project_id)
         return Response(ProjectOut(project, context={"roles": _roles(request.user)}).data)
 
     @extend_schema(request=ProjectUpdateIn, responses=ProjectOut, summary="Change settings")
     def patch(self, request: Request, project_id: int) -> Response:
-        project = project_get_for_manager(project_id=project_id, user=request.user)
+        project = scoped_manager_project(request, project_id)
         data = ProjectUpdateIn(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         project = project_update(project=project, **data.validated_data)
@@ -79,13 +78,13 @@ class MemberOut(serializers.Serializer):
 class MemberListApi(APIView):
     @extend_schema(responses=MemberOut(many=True), summary="Project members (managers)")
     def get(self, request: Request, project_id: int) -> Response:
-        project = project_get_for_manager(project_id=project_id, user=request.user)
+        project = scoped_manager_project(request, project_id)
         members = project.memberships.select_related("user").order_by("id")
         return paginate(request, members, MemberOut)
 
     @extend_schema(request=MemberIn, responses={200: MemberOut}, summary="Add or change a member")
     def post(self, request: Request, project_id: int) -> Response:
-        project = project_get_for_manager(project_id=project_id, user=request.user)
+        project = scoped_manager_project(request, project_id)
         data = MemberIn(data=request.data)
         data.is_valid(raise_exception=True)
         user = get_user_model().objects.filter(username=data.validated_data["username"]).first()
@@ -98,14 +97,14 @@ class MemberListApi(APIView):
 class PromptListApi(APIView):
     @extend_schema(responses=PromptOut(many=True), summary="Prompts (managers)")
     def get(self, request: Request, project_id: int) -> Response:
-        project = project_get_for_manager(project_id=project_id, user=request.user)
+        project = scoped_manager_project(request, project_id)
         return paginate(request, Prompt.objects.filter(project=project).order_by("id"), PromptOut)
 
 
 class PromptResponsesApi(APIView):
     @extend_schema(responses=ResponseDetailOut(many=True), summary="A prompt's responses")
     def get(self, request: Request, project_id: int, prompt_id: int) -> Response:
-        project = project_get_for_manager(project_id=project_id, user=request.user)
+        project = scoped_manager_project(request, project_id)
         if not Prompt.objects.filter(project=project, id=prompt_id).exists():
             raise NotFound(f"Prompt {prompt_id} not found.")
         rows = ResponseRow.objects.filter(prompt_id=prompt_id).order_by("id")
@@ -115,7 +114,7 @@ class PromptResponsesApi(APIView):
 class TaskListApi(APIView):
     @extend_schema(responses=TaskOut(many=True), summary="Tasks (managers)")
     def get(self, request: Request, project_id: int) -> Response:
-        project = project_get_for_manager(project_id=project_id, user=request.user)
+        project = scoped_manager_project(request, project_id)
         tasks = Task.objects.filter(project=project).prefetch_related("task_responses")
         status = request.query_params.get("status")
         if status:
@@ -126,7 +125,7 @@ class TaskListApi(APIView):
 class TaskDetailApi(APIView):
     @extend_schema(responses=TaskOut, summary="One task (managers)")
     def get(self, request: Request, project_id: int, task_id: int) -> Response:
-        project = project_get_for_manager(project_id=project_id, user=request.user)
+        project = scoped_manager_project(request, project_id)
         task = Task.objects.filter(project=project, id=task_id).first()
         if task is None:
             raise NotFound(f"Task {task_id} not found.")

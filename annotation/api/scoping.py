@@ -13,7 +13,7 @@ from typing import Any
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from annotation.errors import NotFound
+from annotation.errors import NotFound, PermissionDenied
 from annotation.models import Assignment, Judgment
 from annotation.selectors import MANAGER_ROLES, project_get_for_user
 
@@ -49,6 +49,14 @@ def scoped_project(request: Request, project_id: int) -> tuple[Any, str]:
     if cached is not None and cached[0].id == int(project_id):
         return cached
     return project_get_for_user(project_id=project_id, user=request.user)
+
+
+def scoped_manager_project(request: Request, project_id: int) -> Any:
+    """The project, for its managers; other members get 403 (they may know it exists)."""
+    project, role = scoped_project(request, project_id)
+    if role not in MANAGER_ROLES:
+        raise PermissionDenied("Only the project's managers may do this.")
+    return project
 
 
 def _judgment_visible(judgment_id: int, user: Any) -> bool:

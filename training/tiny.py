@@ -105,12 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m training.tiny PATH``: a random tiny causal LM to start a project's loop from
     when no real model can be downloaded (the quick start's demo project uses it)."""
     import argparse
+    import sys
 
     parser = argparse.ArgumentParser(prog="python -m training.tiny", description=main.__doc__)
     parser.add_argument("path", help="folder to write the model and tokenizer to")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    print(write_tiny_causal_lm(args.path, seed=args.seed, chat_template=True))
+    sys.stdout.write(f"{write_tiny_causal_lm(args.path, seed=args.seed, chat_template=True)}\n")
     return 0
 
 

@@ -13,7 +13,8 @@ def test_demo_is_idempotent_and_sets_a_missing_base_model(capsys):
     call_command("demo")
     project = Project.objects.get(slug=DEMO_SLUG)
     tasks = Task.objects.filter(project=project).count()
-    assert tasks > 0 and project.base_model == ""
+    assert tasks > 0
+    assert project.base_model == ""
     assert set(project.task_kinds) == {"pairwise", "ranking", "rating", "demonstration"}
     call_command("demo", "--base-model", "/models/base")
     call_command("demo", "--base-model", "/models/other")  # an existing base model is kept

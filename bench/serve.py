@@ -211,8 +211,7 @@ def start_server(port: int, workers: int, threads: int = 4) -> subprocess.Popen[
     raise RuntimeError("gunicorn did not start")
 
 
-def server_rss_mb(root_pid: int) -> float:
-    """Resident memory of gunicorn's master and workers, from /proc."""
+def _children(root_pid: int) -> list[int]:
     pids = [root_pid]
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -222,8 +221,13 @@ def server_rss_mb(root_pid: int) -> float:
                 continue
             if ppid == root_pid:
                 pids.append(int(entry.name))
+    return pids
+
+
+def server_rss_mb(root_pid: int) -> float:
+    """Resident memory of gunicorn's master and workers, from /proc."""
     total_kb = 0
-    for pid in pids:
+    for pid in _children(root_pid):
         try:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -231,6 +235,46 @@ def server_rss_mb(root_pid: int) -> float:
         except OSError:
             continue
     return total_kb / 1024
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime + stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+class CpuMeter:
+    """CPU seconds spent by the web server (gunicorn tree) and by PostgreSQL during the load, so
+    the report can say where the machine's time goes per loop. PostgreSQL backends that start
+    during the run count whole; one that exits before the end is missed (the server keeps its
+    connections open, so none should)."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.server_start = _cpu_seconds(_children(server_pid))
+        self.db_start = {pid: _cpu_seconds([pid]) for pid in postgres_pids()}
+
+    def stop(self) -> tuple[float, float]:
+        server = _cpu_seconds(_children(self.server_pid)) - self.server_start
+        db = sum(_cpu_seconds([pid]) - self.db_start.get(pid, 0.0) for pid in postgres_pids())
+        return server, db
 
 
 def rater(port: int, project_id: int, token: str, deadline: float, out: list) -> None:
@@ -272,6 +316,7 @@ def rater(port: int, project_id: int, token: str, deadline: float, out: list) ->
 
 
 def client_process(port: int, project_id: int, tokens: list[str], seconds: float, queue) -> None:
+    cpu_start = time.process_time()
     deadline = time.monotonic() + seconds
     out: list = []
     threads = [
@@ -281,7 +326,7 @@ def client_process(port: int, project_id: int, tokens: list[str], seconds: float
         t.start()
     for t in threads:
         t.join()
-    queue.put(out)
+    queue.put((out, time.process_time() - cpu_start))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -305,11 +350,12 @@ def run_load(port: int, project_id: int, tokens: list[str], seconds: float) -> d
     start = time.monotonic()
     for p in procs:
         p.start()
-    results = [r for _ in procs for r in queue.get()]
+    returned = [queue.get() for _ in procs]
+    results = [r for out, _ in returned for r in out]
     for p in procs:
         p.join()
     elapsed = time.monotonic() - start
-    stats: dict = {"elapsed": elapsed}
+    stats: dict = {"elapsed": elapsed, "client_cpu": sum(cpu for _, cpu in returned)}
     for call in ("next", "submit"):
         ok = [ms for c, ms, status in results if c == call and status in (200, 201)]
         stats[call] = (percentile(ok, 50), percentile(ok, 95), percentile(ok, 99))
@@ -342,7 +388,9 @@ def main() -> None:
             reset_labels(project_id)
             server = start_server(port, args.workers, args.threads)
             try:
+                meter = CpuMeter(server.pid)
                 stats = run_load(port, project_id, tokens[:concurrency], args.seconds)
+                server_cpu, db_cpu = meter.stop()
                 memory = server_rss_mb(server.pid)
             finally:
                 os.killpg(server.pid, signal.SIGTERM)
@@ -359,6 +407,13 @@ def main() -> None:
                 f"next p50/p95/p99={n50:5.1f}/{n95:5.1f}/{n99:5.1f} ms  "
                 f"submit p50/p95/p99={s50:5.1f}/{s95:5.1f}/{s99:5.1f} ms  "
                 f"errors={stats['errors']}  over-assigned={over}  server RSS={memory:.0f} MB",
+                flush=True,
+            )
+            per_loop = 1000 / max(stats["loops"], 1)
+            print(
+                f"{'':21}CPU per loop: server {server_cpu * per_loop:.1f} ms, "
+                f"PostgreSQL {db_cpu * per_loop:.1f} ms, load generator "
+                f"{stats['client_cpu'] * per_loop:.1f} ms; load average {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
     if len(next_p50_c1) >= 2:

@@ -284,6 +284,16 @@ class Response(models.Model):
                 name="one_response_per_run_prompt_sample",
             ),
         ]
+        indexes = [
+            # The dashboard names a project's systems: the sources of its responses without a
+            # model version (imports, demonstrations), read from this small index alone instead
+            # of visiting every page of the table (where the texts are).
+            models.Index(
+                fields=["prompt", "source"],
+                condition=Q(model_version__isnull=True),
+                name="response_source_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"response {self.pk}"

@@ -19,7 +19,13 @@ from django.db.models import Count, Max
 from django.utils import timezone
 
 from annotation.insight import sections
-from annotation.insight.arrays import PairwiseTasks, judgment_matrix, pairwise_join, pairwise_tasks
+from annotation.insight.arrays import (
+    PairwiseTasks,
+    current_kinds,
+    judgment_matrix,
+    pairwise_join,
+    pairwise_tasks,
+)
 from annotation.models import Assignment, Judgment, RaterExclusion, Task, TrainingRun
 
 CACHE_SECONDS = 24 * 3600
@@ -126,13 +132,18 @@ def dashboard_compute(project_id: int) -> dict[str, Any]:
     m = fetched["fetch_judgments"]
     activity = timed("activity", sections.judgment_hours, m)
     fetched["queue_facts"]["recent"] = sections.recent_activity(m, now)
-    fetched["throughput"] = sections.throughput_section(now, activity, fetched["queue_facts"])
-    fetched["rater_facts"] = sections.rater_facts(activity, fetched["rater_db_facts"])
+    fetched["throughput"] = timed(
+        "throughput", sections.throughput_section, now, activity, fetched["queue_facts"]
+    )
+    fetched["rater_facts"] = timed(
+        "rater_facts", sections.rater_facts, activity, fetched["rater_db_facts"]
+    )
 
     tasks = fetched["fetch_tasks"]
     pw = timed("join", pairwise_join, fetched["fetch_judgments"], tasks)
     tables: dict[str, dict] = {}
-    tables.update(timed("agreement", sections.agreement_section, project_id, pw))
+    kinds = current_kinds(m)
+    tables.update(timed("agreement", sections.agreement_section, project_id, pw, kinds))
     tables.update(timed("raters", sections.rater_section, pw, fetched["rater_facts"]))
     throughput_tables, summary = fetched["throughput"]
     tables.update(throughput_tables)

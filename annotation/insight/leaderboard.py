@@ -71,12 +71,24 @@ def bias_section(project_id: int, pw: PairwiseJudgments) -> dict[str, dict]:
 # -- leaderboard and runs -------------------------------------------------------------------------
 
 
+def _unique_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)`` for system codes: a few distinct integers in a
+    modest range (model version ids, minus source positions), counted in a table over that range
+    instead of sorting a million of them."""
+    if len(values) == 0 or int(values.max()) - int(values.min()) > 1 << 20:
+        codes, inverse = np.unique(values, return_inverse=True)
+        return codes, inverse.ravel()
+    low = int(values.min())
+    present = np.bincount(values - low) > 0
+    return np.flatnonzero(present) + low, (np.cumsum(present) - 1)[values - low]
+
+
 def leaderboard_section(pw: PairwiseJudgments, tasks: PairwiseTasks) -> dict[str, dict]:
     used = (pw.canon >= 0) & (pw.canon <= 2) & ~pw.gold
     rows_used = pw.task_row[used]
     codes_first = tasks.first_sys[rows_used]
     codes_second = tasks.second_sys[rows_used]
-    codes, inverse = np.unique(np.concatenate([codes_first, codes_second]), return_inverse=True)
+    codes, inverse = _unique_codes(np.concatenate([codes_first, codes_second]))
     names = [tasks.system_names.get(int(c), str(c)) for c in codes]
     if len(names) < 2:
         return {

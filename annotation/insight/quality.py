@@ -35,6 +35,7 @@ from annotation.models import (
 
 MIN_SHARED_ITEMS = 10  # Cohen's kappa for a rater pair needs this many shared items
 TOO_FAST_MS = 4000  # a judgment faster than this is "too fast" to have read both responses
+TIME_MS_MAX = 2**32 - 1  # times are sorted in the low 32 bits of a key (49 days: far beyond)
 
 
 # -- agreement -----------------------------------------------------------------------------------
@@ -120,7 +121,11 @@ def _kendall_by_task(rows: list[tuple]) -> tuple[np.ndarray, int]:
     return np.array(task_means), pairs
 
 
-def agreement_section(project_id: int, pw: PairwiseJudgments) -> dict[str, dict]:
+def agreement_section(
+    project_id: int, pw: PairwiseJudgments, kinds: set[str] | None = None
+) -> dict[str, dict]:
+    """``kinds``: the kinds with current judgments (:func:`current_kinds`) when known, so that
+    the JSON answers of rankings and ratings are only read when there are some."""
     tables: dict[str, dict] = {}
     rows: list[list[Any]] = []
     sel = ~pw.gold & (pw.rater >= 0)
@@ -140,7 +145,13 @@ def agreement_section(project_id: int, pw: PairwiseJudgments) -> dict[str, dict]
         agreement.value_counts(inverse, pw.scale[sel], n, N_SCALE),
         "ordinal",
     )
-    ranking = [r for r in payload_rows(project_id, TaskKind.RANKING) if r[1] is not None]
+
+    def rows_of(kind: str) -> list[tuple]:
+        if kinds is not None and kind not in kinds:
+            return []
+        return [r for r in payload_rows(project_id, kind) if r[1] is not None]
+
+    ranking = rows_of(TaskKind.RANKING)
     kendall_rows: list[list[Any]] = []
     if ranking:
         units, unit_idx, _raters, ranks, depth = _ranking_units(ranking)
@@ -150,7 +161,7 @@ def agreement_section(project_id: int, pw: PairwiseJudgments) -> dict[str, dict]
         low, high = bootstrap_mean(means) if len(means) else (None, None)
         mean = float(means.mean()) if len(means) else None
         kendall_rows.append([num(mean), num(low), num(high), len(means), pairs])
-    rating = [r for r in payload_rows(project_id, TaskKind.RATING) if r[1] is not None]
+    rating = rows_of(TaskKind.RATING)
     if rating:
         units: dict[tuple[int, int], int] = {}
         thumb_u, thumbs, likert_u, likerts = [], [], [], []
@@ -210,19 +221,20 @@ def agreement_section(project_id: int, pw: PairwiseJudgments) -> dict[str, dict]
 # -- rater quality --------------------------------------------------------------------------------
 
 
-def _loo_majority(pw: PairwiseJudgments, sel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _loo_majority(pw: PairwiseJudgments, sel: np.ndarray) -> np.ndarray:
     """Per judgment in ``sel``: 1/0 agreement with the other raters' unique majority; -1 when the
     others are fewer than two or tie for the majority."""
     inverse = pw.task_row[sel]
     codes = pw.canon[sel]
     n = int(pw.task_row.max()) + 1 if len(pw.task_row) else 0
-    counts = agreement.value_counts(inverse, codes, n, 4)
-    others = counts[inverse] - np.eye(4)[np.maximum(codes, 0)] * (codes >= 0)[:, None]
+    counts = agreement.value_counts(inverse, codes, n, 4).astype(np.int32)
+    others = counts[inverse]  # (judgments, 4): the task's counts, minus the rater's own below
+    own = np.flatnonzero(codes >= 0)
+    others[own, codes[own]] -= 1
     top = others.max(1)
     unique_top = (others == top[:, None]).sum(1) == 1
     valid = (others.sum(1) >= 2) & unique_top & (codes >= 0)
-    agree = np.where(valid, (others.argmax(1) == codes).astype(int), MISSING)
-    return pw.rater[sel], agree
+    return np.where(valid, (others.argmax(1) == codes).astype(int), MISSING)
 
 
 def _gold_correct(kind: str, answer: Any, preferred: Any, choice: str, payload: Any) -> bool | None:
@@ -244,31 +256,33 @@ def _gold_correct(kind: str, answer: Any, preferred: Any, choice: str, payload: 
 
 
 def _per_rater_arrays(
-    pw: PairwiseJudgments, raters: np.ndarray, loo_rater: np.ndarray, loo: np.ndarray
+    pw: PairwiseJudgments, raters: np.ndarray, sel: np.ndarray, loo: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Per-rater sums (aligned with the sorted ``raters``) by bincount: no loop over raters."""
+    """Per-rater sums (aligned with the sorted ``raters``) by bincount: no loop over raters.
+
+    ``loo``: :func:`_loo_majority` of the judgments in ``sel``."""
     k = len(raters)
+    # Position of each judgment's rater in ``raters``; ``k`` (a spare bin) when absent.
+    if k == 0:
+        r_idx = np.zeros(len(pw.rater), dtype=np.int64)
+    else:
+        pos = np.minimum(np.searchsorted(raters, pw.rater), k - 1)
+        r_idx = np.where(raters[pos] == pw.rater, pos, k)
 
-    def index(ids: np.ndarray) -> np.ndarray:
-        """Position of each rater id in ``raters``; ``k`` (a spare bin) when absent."""
-        if k == 0:
-            return np.zeros(len(ids), dtype=np.int64)
-        pos = np.minimum(np.searchsorted(raters, ids), k - 1)
-        return np.where(raters[pos] == ids, pos, k)
-
-    def count(ids: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-        return np.bincount(index(ids), weights=weights, minlength=k + 1)[:k]
+    def count(idx: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        return np.bincount(idx, weights=weights, minlength=k + 1)[:k]
 
     human = pw.human & (pw.rater >= 0)
     ab = human & (pw.shown >= 0) & (pw.shown <= 1)
     decided = human & (pw.chose_longer >= 0)
     timed = human & (pw.time_ms >= 0)
     valid_loo = loo >= 0
-    # Median time per rater: sort by (rater, time), take the middle of each rater's run.
-    t_idx = index(pw.rater[timed])
-    t_ms = pw.time_ms[timed]
-    order = np.lexsort((t_ms, t_idx))
-    t_idx, t_ms = t_idx[order], t_ms[order]
+    loo_idx = r_idx[sel][valid_loo]
+    # Median time per rater: sort by (rater, time), take the middle of each rater's run. One
+    # int64 key (rater index in the high bits, the time below) sorts faster than a lexsort.
+    t_idx = r_idx[timed]
+    t_ms = np.minimum(pw.time_ms[timed], TIME_MS_MAX)
+    t_ms = np.sort((t_idx << 32) | t_ms) & TIME_MS_MAX
     sizes = np.bincount(t_idx, minlength=k + 1)[:k]
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     median = np.zeros(k)
@@ -278,15 +292,15 @@ def _per_rater_arrays(
         hi = starts[has] + sizes[has] // 2
         median[has] = (t_ms[lo] + t_ms[hi]) / 2
     return {
-        "ab": count(pw.rater[ab]),
-        "left": count(pw.rater[ab], (pw.shown[ab] == 0).astype(float)),
-        "decided": count(pw.rater[decided]),
-        "longer": count(pw.rater[decided], pw.chose_longer[decided].astype(float)),
+        "ab": count(r_idx[ab]),
+        "left": count(r_idx[ab], (pw.shown[ab] == 0).astype(float)),
+        "decided": count(r_idx[decided]),
+        "longer": count(r_idx[decided], pw.chose_longer[decided].astype(float)),
         "timed": sizes,
-        "too_fast": count(pw.rater[timed], (pw.time_ms[timed] < TOO_FAST_MS).astype(float)),
+        "too_fast": count(t_idx, (pw.time_ms[timed] < TOO_FAST_MS).astype(float)),
         "median_ms": median,
-        "loo_n": count(loo_rater[valid_loo]),
-        "loo_agree": count(loo_rater[valid_loo], loo[valid_loo].astype(float)),
+        "loo_n": count(loo_idx),
+        "loo_agree": count(loo_idx, loo[valid_loo].astype(float)),
     }
 
 
@@ -328,13 +342,17 @@ def rater_facts(activity: np.ndarray, db: dict[str, Any]) -> dict[str, Any]:
 
     ``activity``: :func:`judgment_hours` (judgments per hour = first submissions / hours with one).
     """
-    per_rater: dict[int, int] = {}
-    hours: dict[int, int] = {}
-    first: dict[int, int] = {}
-    for rater_id, _hour_start, submitted, current in activity[activity[:, 0] >= 0].tolist():
-        per_rater[rater_id] = per_rater.get(rater_id, 0) + current
-        first[rater_id] = first.get(rater_id, 0) + submitted
-        hours[rater_id] = hours.get(rater_id, 0) + (submitted > 0)
+    rated = activity[activity[:, 0] >= 0]
+    ids, inverse = np.unique(rated[:, 0], return_inverse=True)
+    inverse = inverse.ravel()
+
+    def total(values: np.ndarray) -> dict[int, int]:
+        sums = np.bincount(inverse, weights=values, minlength=len(ids)).astype(np.int64)
+        return dict(zip(ids.tolist(), sums.tolist(), strict=True))
+
+    per_rater = total(rated[:, 3])
+    first = total(rated[:, 2])
+    hours = total(rated[:, 2] > 0)
     leases, gold, excluded = db["leases"], db["gold"], db["excluded"]
     raters = sorted(set(per_rater) | set(leases))
     return {
@@ -354,8 +372,8 @@ def rater_section(pw: PairwiseJudgments, facts: dict[str, Any]) -> dict[str, dic
     leases, gold, excluded = facts["leases"], facts["gold"], facts["excluded"]
     raters, names = facts["raters"], facts["names"]
     sel = ~pw.gold & (pw.rater >= 0)
-    loo_rater, loo = _loo_majority(pw, sel)
-    stats = _per_rater_arrays(pw, np.array(raters, dtype=np.int64), loo_rater, loo)
+    loo = _loo_majority(pw, sel)
+    stats = _per_rater_arrays(pw, np.array(raters, dtype=np.int64), sel, loo)
     rows = []
     for k, rid in enumerate(raters):
         pos = proportion(int(stats["left"][k]), int(stats["ab"][k]), test=False)

@@ -159,7 +159,8 @@ def _stats_from_sums(sums: np.ndarray, slices: dict[str, Any], level: str, k: in
     }
 
 
-LIBRARY_MAX_ITEMS = 50_000  # above this the point estimate uses the compressed formula
+LIBRARY_MAX_ITEMS = 50_000  # above this the point estimates use the compressed formulas
+COMPRESS_TABLE_MAX = 2**22  # compress counts rows in a table when there are at most this many
 
 
 def compress(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -173,7 +174,14 @@ def compress(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return counts, np.zeros(0)
     base = int(counts.max()) + 1
     if base ** counts.shape[1] < 2**62:
-        keys = (counts.astype(np.int64) * base ** np.arange(counts.shape[1], dtype=np.int64)).sum(1)
+        digits = base ** np.arange(counts.shape[1], dtype=np.int64)
+        keys = counts.astype(np.int64) @ digits  # each row as one number in base ``base``
+        if base ** counts.shape[1] <= COMPRESS_TABLE_MAX:
+            # Count the keys in a table instead of sorting them; decode the rows from the keys.
+            table = np.bincount(keys)
+            present = np.flatnonzero(table)
+            rows = (present[:, None] // digits) % base
+            return rows.astype(counts.dtype), table[present].astype(float)
         _, first, mult = np.unique(keys, return_index=True, return_counts=True)
         return counts[first], mult.astype(float)
     rows, mult = np.unique(counts, axis=0, return_counts=True)
@@ -189,9 +197,10 @@ def agreement_summary(
 ) -> dict[str, dict[str, Any]]:
     """Percent agreement, Fleiss' kappa and Krippendorff's alpha with 95% bootstrap intervals.
 
-    Point estimates come from the libraries (Krippendorff's alpha from the same closed form on the
-    compressed rows above ``LIBRARY_MAX_ITEMS`` items, where the library's memory grows as
-    n x K x K; tests check both agree); intervals from multinomial resampling of the items."""
+    Point estimates come from the libraries up to ``LIBRARY_MAX_ITEMS`` items; above, from the
+    same closed forms on the compressed rows that the bootstrap uses (the libraries' cost grows
+    with n, Krippendorff's memory as n x K x K; tests check both agree). Intervals from
+    multinomial resampling of the items."""
     counts = np.asarray(counts, dtype=float)
     k = counts.shape[1]
     usable = pairable(counts)
@@ -208,19 +217,17 @@ def agreement_summary(
         weights = rng.multinomial(n, mult / n, size=n_boot).astype(float)  # (B, distinct rows)
         reps = _stats_from_sums(weights @ feats, slices, level, k)
     if n <= LIBRARY_MAX_ITEMS:
-        alpha = krippendorff_alpha(usable, level)
+        points = {
+            "percent": percent_agreement(usable),
+            "fleiss": fleiss_kappa(usable),
+            "alpha": krippendorff_alpha(usable, level),
+        }
+        fleiss_n = len(fleiss_items(usable))
     else:
-        alpha = float(_stats_from_sums((mult @ feats)[None], slices, level, k)["alpha"][0])
-    points = {
-        "percent": percent_agreement(usable),
-        "fleiss": fleiss_kappa(usable),
-        "alpha": alpha,
-    }
-    items = {
-        "percent": n,
-        "fleiss": len(fleiss_items(usable)),
-        "alpha": n,
-    }
+        closed = _stats_from_sums((mult @ feats)[None], slices, level, k)
+        points = {name: float(values[0]) for name, values in closed.items()}
+        fleiss_n = int(mult @ feats[:, slices["eq"]][:, 0])
+    items = {"percent": n, "fleiss": fleiss_n, "alpha": n}
     out: dict[str, dict[str, Any]] = {}
     for name, value in points.items():
         low, high = percentile_interval(reps[name]) if n else (None, None)
@@ -259,6 +266,9 @@ def cohen_kappa_reference(table: np.ndarray) -> float:
     return float(inter_rater.cohens_kappa(np.asarray(table, dtype=float)).kappa)
 
 
+PAIR_TABLE_MAX = 2**24  # rater id range squared up to which pair_tables counts in a table
+
+
 def pair_tables(
     items: np.ndarray, raters: np.ndarray, codes: np.ndarray, n_cat: int, min_shared: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -268,7 +278,12 @@ def pair_tables(
     (rater_a, rater_b, tables) with rater_a < rater_b and tables[p, code_a, code_b]."""
     keep = codes >= 0
     items, raters, codes = items[keep], raters[keep], codes[keep]
-    order = np.lexsort((raters, items))
+    if len(items) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros((0, n_cat, n_cat))
+    base = int(raters.max()) + 1
+    # Sort by (item, rater) through one int64 key: faster than a lexsort of two columns.
+    order = np.argsort(items.astype(np.int64) * base + raters)
     items, raters, codes = items[order], raters[order], codes[order]
     starts = np.flatnonzero(np.r_[True, items[1:] != items[:-1]])
     sizes = np.diff(np.r_[starts, len(items)])
@@ -284,10 +299,16 @@ def pair_tables(
     a = np.concatenate(a_idx)
     b = np.concatenate(b_idx)
     ra, rb = raters[a], raters[b]
-    base = int(raters.max()) + 1
-    keys, pair_index = np.unique(ra.astype(np.int64) * base + rb, return_inverse=True)
+    pair_key = ra.astype(np.int64) * base + rb
+    if base * base <= PAIR_TABLE_MAX:  # count pairs in a table rather than sorting them
+        seen = np.bincount(pair_key, minlength=base * base) > 0
+        keys = np.flatnonzero(seen)
+        slot = np.cumsum(seen) - 1
+        pair_index = slot[pair_key]
+    else:
+        keys, pair_index = np.unique(pair_key, return_inverse=True)
+        pair_index = pair_index.ravel()
     pair_ids = np.stack([keys // base, keys % base], axis=1)
-    pair_index = pair_index.ravel()
     flat = pair_index * n_cat * n_cat + codes[a] * n_cat + codes[b]
     tables = np.bincount(flat, minlength=len(pair_ids) * n_cat * n_cat).reshape(
         len(pair_ids), n_cat, n_cat

@@ -36,23 +36,35 @@ def fit_strengths(
     wins: np.ndarray, *, prior: float = 0.0, tol: float = 1e-10, max_iter: int = 10_000
 ) -> np.ndarray:
     """log p (mean zero) for a win matrix (k, k). MM iterations until the change is below tol."""
-    k = wins.shape[0]
+    return fit_strengths_batch(wins[None], prior=prior, tol=tol, max_iter=max_iter)[0]
+
+
+def fit_strengths_batch(
+    wins: np.ndarray, *, prior: float = 0.0, tol: float = 1e-10, max_iter: int = 10_000
+) -> np.ndarray:
+    """:func:`fit_strengths` for a batch of win matrices (B, k, k) at once: (B, k).
+
+    Each matrix iterates until its own change is below ``tol`` (then it is left alone), so every
+    row is what a separate fit gives; the batch only shares the numpy calls."""
+    k = wins.shape[-1]
     wins = wins + prior / 2.0 * (1.0 - np.eye(k))
-    games = wins + wins.T
-    total_wins = wins.sum(1)
-    p = np.ones(k)
+    games = wins + wins.transpose(0, 2, 1)
+    total_wins = wins.sum(2)  # (B, k)
+    p = np.ones(wins.shape[:2])
+    active = np.arange(len(p))  # the fits still iterating
     for _ in range(max_iter):
-        denom = (games / (p[:, None] + p[None, :])).sum(1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            new = np.where(denom > 0, total_wins / denom, p)
-        new = np.maximum(new, 1e-300)
-        new /= np.exp(np.log(new).mean())
-        if np.max(np.abs(np.log(new) - np.log(p))) < tol:
-            p = new
+        if len(active) == 0:
             break
-        p = new
+        old = p[active]  # (b, k)
+        denom = (games[active] / (old[:, :, None] + old[:, None, :])).sum(2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            new = np.where(denom > 0, total_wins[active] / denom, old)
+        new = np.maximum(new, 1e-300)
+        new /= np.exp(np.log(new).mean(1, keepdims=True))
+        p[active] = new
+        active = active[np.max(np.abs(np.log(new) - np.log(old)), axis=1) >= tol]
     logp = np.log(p)
-    return logp - logp.mean()
+    return logp - logp.mean(1, keepdims=True)
 
 
 def to_elo(logp: np.ndarray) -> np.ndarray:
@@ -89,9 +101,8 @@ def leaderboard(
         # Half-wins (ties) become whole half-units so the cells can be resampled as counts.
         units = np.rint(wins * 2).astype(np.int64).ravel()
         n_units = int(units.sum())
-        for b in range(n_boot):
-            draw = rng.multinomial(n_units, units / n_units).reshape(k, k) / 2.0
-            reps[b] = to_elo(fit_strengths(draw, prior=prior, tol=1e-6, max_iter=2000))
+        draws = rng.multinomial(n_units, units / n_units, size=n_boot).reshape(-1, k, k) / 2.0
+        reps = to_elo(fit_strengths_batch(draws, prior=prior, tol=1e-6, max_iter=2000))
     low = np.array([percentile_interval(reps[:, i])[0] or np.nan for i in range(k)])
     high = np.array([percentile_interval(reps[:, i])[1] or np.nan for i in range(k)])
     games = wins + wins.T

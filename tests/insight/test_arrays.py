@@ -43,3 +43,31 @@ def test_pairwise_tasks_of_an_empty_project(project) -> None:
     t = pairwise_tasks(project.id)
     assert len(t.task_ids) == 0
     assert t.index_of(np.array([1, 2])).tolist() == [-1, -1]
+
+
+def test_index_of_dense_table_equals_binary_search(monkeypatch) -> None:
+    from annotation.insight import arrays
+
+    rng = np.random.default_rng(3)
+    ids = np.sort(rng.choice(np.arange(10, 5000), 800, replace=False))
+    empty = np.zeros(len(ids), dtype=np.int64)
+    t = arrays.PairwiseTasks(ids, empty, empty, empty, empty, empty.astype(bool), empty, empty, {})
+    queries = rng.integers(-5, 5100, 3000)
+    dense = t.index_of(queries)
+    monkeypatch.setattr(arrays, "DENSE_LOOKUP_SLACK", -(10**9))  # forces the binary search
+    searched = t.index_of(queries)
+    np.testing.assert_array_equal(dense, searched)
+    hits = dense >= 0
+    np.testing.assert_array_equal(ids[dense[hits]], queries[hits])
+    assert set(queries[~hits].tolist()).isdisjoint(ids.tolist())
+
+
+def test_unique_system_codes_equal_numpy() -> None:
+    from annotation.insight.leaderboard import _unique_codes
+
+    rng = np.random.default_rng(4)
+    for values in (rng.integers(-3, 40, 1000), np.array([-(2**40), 5, 5]), np.array([], int)):
+        codes, inverse = _unique_codes(values)
+        expected, expected_inverse = np.unique(values, return_inverse=True)
+        np.testing.assert_array_equal(codes, expected)
+        np.testing.assert_array_equal(inverse, expected_inverse.ravel())

@@ -247,6 +247,29 @@ def test_ranking_and_rating_agreement(project) -> None:
     assert 0 < ranks["krippendorff_alpha"] < 1
 
 
+@pytest.mark.django_db
+def test_json_answers_are_read_only_for_kinds_with_judgments(
+    project, django_assert_num_queries
+) -> None:
+    from annotation.insight import arrays, sections
+    from tests.factories import make_task
+
+    raters = make_raters(project, 2)
+    judge_pairwise(project, make_pairwise_tasks(project, 12), raters, seed=3)
+    m = arrays.judgment_matrix(project.id)
+    assert arrays.current_kinds(m) == {"pairwise"}
+    pw = arrays.pairwise_join(m, arrays.pairwise_tasks(project.id))
+    with django_assert_num_queries(1):  # the raters' names; no ranking or rating query
+        sections.agreement_section(project.id, pw, arrays.current_kinds(m))
+    with django_assert_num_queries(3):  # unknown kinds: both JSON kinds are looked up
+        sections.agreement_section(project.id, pw)
+    task = make_task(project, kind="rating", n_responses=2)
+    Judgment.objects.create(
+        task=task, project=project, rater=raters[0], kind="rating", payload={"ratings": []}
+    )
+    assert arrays.current_kinds(arrays.judgment_matrix(project.id)) == {"pairwise", "rating"}
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_parallel_queries_give_the_same_dashboard(on_postgres) -> None:

@@ -242,3 +242,65 @@ def test_compressed_point_estimates_equal_libraries(monkeypatch, level: str) -> 
     assert stats["fleiss"][0] == pytest.approx(agreement.fleiss_kappa(counts), abs=1e-9)
     assert stats["percent"][0] == pytest.approx(agreement.percent_agreement(counts), abs=1e-12)
     assert len(rows) < 200 < mult.sum()
+    for name in ("percent", "fleiss"):  # the summary's own closed-form point estimates
+        assert compressed[name]["value"] == pytest.approx(expected[name]["value"], abs=1e-9)
+        assert compressed[name]["items"] == expected[name]["items"]
+    assert compressed["fleiss"]["items"] < compressed["percent"]["items"]
+
+
+# -- fast paths: each equals the general one -------------------------------------------------
+
+
+def test_compress_table_path_equals_sorting_path(monkeypatch) -> None:
+    rng = np.random.default_rng(13)
+    counts = rng.multinomial(3, [0.5, 0.3, 0.15, 0.05], size=5000).astype(float)
+    rows, mult = agreement.compress(counts)
+    monkeypatch.setattr(agreement, "COMPRESS_TABLE_MAX", 0)
+    rows_sorted, mult_sorted = agreement.compress(counts)
+    np.testing.assert_array_equal(rows, rows_sorted)
+    np.testing.assert_array_equal(mult, mult_sorted)
+    assert mult.sum() == 5000
+    assert len(rows) == len(np.unique(counts, axis=0))
+
+
+def _pair_tables_by_loop(items, raters, codes, n_cat, min_shared):
+    by_item: dict[int, dict[int, int]] = {}
+    for i, r, c in zip(items.tolist(), raters.tolist(), codes.tolist(), strict=True):
+        if c >= 0:
+            by_item.setdefault(i, {})[r] = c
+    tables: dict[tuple[int, int], np.ndarray] = {}
+    for answers in by_item.values():
+        for ra in answers:
+            for rb in answers:
+                if ra < rb:
+                    t = tables.setdefault((ra, rb), np.zeros((n_cat, n_cat)))
+                    t[answers[ra], answers[rb]] += 1
+    return {pair: t for pair, t in tables.items() if t.sum() >= min_shared}
+
+
+@pytest.mark.parametrize("table_max", [agreement.PAIR_TABLE_MAX, 0])
+def test_pair_tables_equal_a_plain_loop(monkeypatch, table_max: int) -> None:
+    monkeypatch.setattr(agreement, "PAIR_TABLE_MAX", table_max)
+    rng = np.random.default_rng(14)
+    items = np.repeat(np.arange(300), 3)
+    raters = np.concatenate([rng.choice(12, 3, replace=False) for _ in range(300)])
+    codes = rng.integers(-1, 4, len(items))  # -1: missing
+    order = rng.permutation(len(items))
+    ra, rb, tables = agreement.pair_tables(items[order], raters[order], codes[order], 4, 5)
+    expected = _pair_tables_by_loop(items, raters, codes, 4, 5)
+    assert sorted(zip(ra.tolist(), rb.tolist(), strict=True)) == sorted(expected)
+    for a, b, t in zip(ra.tolist(), rb.tolist(), tables, strict=True):
+        np.testing.assert_array_equal(t, expected[(a, b)])
+    empty = agreement.pair_tables(items[:0], raters[:0], codes[:0], 4, 5)
+    assert [len(x) for x in empty] == [0, 0, 0]
+
+
+def test_bradley_terry_batch_equals_separate_fits() -> None:
+    rng = np.random.default_rng(15)
+    wins = rng.integers(0, 40, size=(30, 4, 4)).astype(float)
+    wins[:, np.arange(4), np.arange(4)] = 0.0
+    wins[3, 0, :] = 0.0  # a system that never wins: the prior keeps it finite
+    batch = bradley_terry.fit_strengths_batch(wins, prior=0.1, tol=1e-6, max_iter=2000)
+    for b in range(len(wins)):
+        single = bradley_terry.fit_strengths(wins[b], prior=0.1, tol=1e-6, max_iter=2000)
+        np.testing.assert_allclose(batch[b], single, rtol=0, atol=1e-12)

@@ -1,18 +1,25 @@
-"""Reads made on every API request, as SQL written once instead of compiled per request.
+"""Statements made on every labeling request, as SQL written once instead of compiled per request.
 
-Why: the token check and the project membership lookup run on every labeling request; built by
-the ORM they cost more Python time than the claim itself (query compilation). These are plain
+Why: the token check and the project membership lookup run on every API request; built by the
+ORM they cost more Python time than the claim itself (query compilation). These are plain
 SELECTs with joins, valid on PostgreSQL and SQLite alike, and they return ordinary model
 instances (``Model.from_db`` after the same value converters the ORM applies: JSON, SQLite
 datetimes), so callers cannot tell the difference.
+
+``fetch_one`` runs such a statement. On PostgreSQL it binds the parameters on the server and
+prepares the statement once per connection (psycopg's ``prepare=True``), so PostgreSQL parses and
+plans it once instead of on every request (planning the claim cost more than running it).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any
 
+import psycopg
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Model
@@ -64,16 +71,30 @@ def _membership() -> tuple[_ModelReader, str]:
     )
 
 
-def _one_row(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone()
+def fetch_one(sql: str, params: Sequence[Any] | Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """Run one statement written once (a constant: never built from input) and return its first
+    row. Errors are Django's (IntegrityError…); the statement is logged like any other query
+    when queries are logged (tests, DEBUG)."""
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+    connection.ensure_connection()
+    started = time.monotonic()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        row = cursor.fetchone()
+    if connection.queries_logged:
+        connection.queries_log.append(
+            {"sql": f"{sql} -- params {params!r}", "time": f"{time.monotonic() - started:.3f}"}
+        )
+    return row
 
 
 def user_for_token(key: str) -> Any | None:
     """The user who owns this API token, or None."""
     reader, sql = _user_by_token()
-    row = _one_row(sql, [key])
+    row = fetch_one(sql, [key])
     return None if row is None else reader.build(row)
 
 
@@ -84,13 +105,13 @@ def has_expired_leases(*, project_id: int | None, now: datetime) -> bool:
     if project_id is not None:
         sql += " AND project_id = %s"
         params.append(project_id)
-    return _one_row(sql + " LIMIT 1", params) is not None
+    return fetch_one(sql + " LIMIT 1", params) is not None
 
 
 def membership_project(*, project_id: int, user_id: int) -> tuple[Project, str] | None:
     """(project, role) when the user is a member of the project, else None."""
     reader, sql = _membership()
-    row = _one_row(sql, [project_id, user_id])
+    row = fetch_one(sql, [project_id, user_id])
     if row is None:
         return None
     return reader.build(row[1:]), row[0]

@@ -99,6 +99,11 @@ else:
     # Persistent connections; no per-request health-check round trip (a broken connection is
     # dropped by Django after the error and the next request opens a new one).
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_flag("DB_HEALTH_CHECKS", default=False)
+    # The labeling hot path's statements are prepared once per connection
+    # (annotation/precompiled.py); the ORM's queries never are. Turn it off behind a pooler in
+    # transaction mode that cannot keep prepared statements (PgBouncer < 1.21).
+    if env_flag("DB_PREPARED_STATEMENTS", default=True):
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
     if os.environ.get("TEST_DATABASE_NAME"):
         DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}
 

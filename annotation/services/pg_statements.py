@@ -3,7 +3,8 @@
 Why: measured on the serving benchmark, building these steps with the ORM cost about 6 ms of
 Python per request, most of it compiling queries, plus a round trip per statement and two for
 BEGIN/COMMIT. Here each step is one precompiled statement: data-modifying CTEs do the pick, the
-slot bump and the insert together, and a single statement is a transaction of its own.
+slot bump and the insert together, and a single statement is a transaction of its own. They are
+prepared once per connection (``annotation.precompiled.fetch_one``).
 
 The semantics are those of the ORM paths in ``assignment.py`` and ``judgments.py`` (SQLite runs
 those; the tests run both): same lock (``FOR UPDATE OF t SKIP LOCKED`` on the claim index), same
@@ -19,6 +20,8 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
+
+from annotation.precompiled import fetch_one
 
 # A claim of the best open task this rater has not seen, unless they already hold
 # ``max_held`` live leases (checked once, as an InitPlan). ``{task_filter}`` and ``{order}`` are
@@ -141,14 +144,8 @@ def _run(sql: str, params: Any) -> tuple[Any, ...] | None:
     it gets a savepoint so that a constraint error leaves the outer transaction usable."""
     if connection.in_atomic_block:
         with transaction.atomic():
-            return _fetch_one(sql, params)
-    return _fetch_one(sql, params)
-
-
-def _fetch_one(sql: str, params: Any) -> tuple[Any, ...] | None:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone()
+            return fetch_one(sql, params)
+    return fetch_one(sql, params)
 
 
 def claim(
@@ -187,7 +184,7 @@ def claim(
 
 def submit_context(*, assignment_id: int, rater_id: int) -> SubmitContext | None:
     """What validating a submit needs, in one read; None when the rater has no such lease."""
-    row = _fetch_one(SUBMIT_CONTEXT, (assignment_id, rater_id))
+    row = fetch_one(SUBMIT_CONTEXT, (assignment_id, rater_id))
     if row is None:
         return None
     status, task_id, project_id, order, kind, flags = row

@@ -91,3 +91,19 @@ def test_has_expired_leases_probe(project, rater):
     assert has_expired_leases(project_id=project.id, now=later)
     assert has_expired_leases(project_id=None, now=later)
     assert not has_expired_leases(project_id=project.id + 1, now=later)
+
+
+def test_hot_statements_are_prepared_once_per_connection(project, rater, on_postgres):
+    if not on_postgres:
+        pytest.skip("prepared statements are PostgreSQL's")
+    from django.db import connection
+
+    make_task(project)
+    make_task(project)
+    assignment_claim_next(project=project, rater=rater)
+    assignment_claim_next(project=project, rater=rater, prefetch=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    claims = [s for s in prepared if "WITH held AS" in s]
+    assert len(claims) == 1  # prepared on first use, reused by the second claim

@@ -43,6 +43,18 @@ def load_tokenizer(path: str) -> Any:
     return tok
 
 
+def fit_to_context(path: str, max_length: int, max_prompt_length: int) -> tuple[int, int]:
+    """The configured (max_length, max_prompt_length) shrunk to the model's context window, read
+    from its config: a longer sequence would index past the position embeddings (an IndexError
+    deep inside the model). In a shrunk window the prompt keeps at most half."""
+    from transformers import AutoConfig
+
+    context = getattr(AutoConfig.from_pretrained(path), "max_position_embeddings", None)
+    if not isinstance(context, int) or max_length <= context:
+        return max_length, max_prompt_length
+    return context, min(max_prompt_length, context // 2)
+
+
 def load_causal_lm(path: str, device: torch.device) -> Any:
     from transformers import AutoModelForCausalLM
 

@@ -110,8 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.tiny", description=main.__doc__)
     parser.add_argument("path", help="folder to write the model and tokenizer to")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--positions", type=int, default=1024, help="context window (prompt + new tokens)"
+    )
     args = parser.parse_args(argv)
-    sys.stdout.write(f"{write_tiny_causal_lm(args.path, seed=args.seed, chat_template=True)}\n")
+    path = write_tiny_causal_lm(
+        args.path, seed=args.seed, chat_template=True, n_positions=args.positions
+    )
+    sys.stdout.write(f"{path}\n")
     return 0
 
 

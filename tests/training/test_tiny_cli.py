@@ -12,3 +12,4 @@ def test_tiny_cli_writes_a_loadable_chat_model(tmp_path, capsys):
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "base")
     assert model.config.vocab_size >= len(tokenizer)
     assert tokenizer.chat_template
+    assert model.config.max_position_embeddings == 1024  # room for a prompt + 256 new tokens

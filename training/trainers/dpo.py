@@ -28,6 +28,7 @@ from training.losses import PAIR_LOSSES
 from training.modeling import (
     autocast,
     fingerprint,
+    fit_to_context,
     load_causal_lm,
     load_tokenizer,
     pick_device,
@@ -89,9 +90,10 @@ def setup(
     device = pick_device(config.device)
     train, evals, counts = load_splits(config, "preference", train_records, eval_records)
     tokenizer = load_tokenizer(config.model)
-    encoder = Encoder(
-        tokenizer, max_length=config.max_length, max_prompt_length=config.max_prompt_length
+    max_length, max_prompt_length = fit_to_context(
+        config.model, config.max_length, config.max_prompt_length
     )
+    encoder = Encoder(tokenizer, max_length=max_length, max_prompt_length=max_prompt_length)
     train_enc, eval_enc = encode_pairs(encoder, train), encode_pairs(encoder, evals)
     counts.update(encoder.report.as_dict())
     model = load_causal_lm(config.model, device)

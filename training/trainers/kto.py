@@ -27,6 +27,7 @@ from training.losses import kto_kl_estimate, kto_loss
 from training.modeling import (
     autocast,
     fingerprint,
+    fit_to_context,
     load_causal_lm,
     load_tokenizer,
     pick_device,
@@ -90,9 +91,10 @@ def setup(
     counts["train/desirable"] = sum(r.desirable for r in train)
     counts["train/undesirable"] = len(train) - counts["train/desirable"]
     tokenizer = load_tokenizer(config.model)
-    encoder = Encoder(
-        tokenizer, max_length=config.max_length, max_prompt_length=config.max_prompt_length
+    max_length, max_prompt_length = fit_to_context(
+        config.model, config.max_length, config.max_prompt_length
     )
+    encoder = Encoder(tokenizer, max_length=max_length, max_prompt_length=max_prompt_length)
     train_enc, eval_enc = encode_unpaired(encoder, train), encode_unpaired(encoder, evals)
     counts.update(encoder.report.as_dict())
     model = load_causal_lm(config.model, device)

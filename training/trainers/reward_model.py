@@ -24,6 +24,7 @@ from training.loop import ProgressCallback, RunResult, fit, init_distributed, se
 from training.losses import bradley_terry_loss
 from training.modeling import (
     autocast,
+    fit_to_context,
     load_reward_model,
     load_tokenizer,
     pick_device,
@@ -59,10 +60,13 @@ def setup(
     device = pick_device(config.device)
     train, evals, counts = load_splits(config, "preference", train_records, eval_records)
     tokenizer = load_tokenizer(config.model)
+    max_length, max_prompt_length = fit_to_context(
+        config.model, config.max_length, config.max_prompt_length
+    )
     encoder = Encoder(
         tokenizer,
-        max_length=config.max_length - n_special_tokens(tokenizer),
-        max_prompt_length=config.max_prompt_length,
+        max_length=max_length - n_special_tokens(tokenizer),
+        max_prompt_length=max_prompt_length,
     )
     train_enc, eval_enc = encode_pairs(encoder, train), encode_pairs(encoder, evals)
     counts.update(encoder.report.as_dict())

@@ -35,7 +35,7 @@ from annotation.models import (
 
 MIN_SHARED_ITEMS = 10  # Cohen's kappa for a rater pair needs this many shared items
 TOO_FAST_MS = 4000  # a judgment faster than this is "too fast" to have read both responses
-TIME_MS_MAX = 2**32 - 1  # times are sorted in the low 32 bits of a key (49 days: far beyond)
+TIME_MS_MAX = 2**32 - 1  # the median sorts times in 32 bits: longer ones (49 days) count as this
 
 
 # -- agreement -----------------------------------------------------------------------------------

@@ -160,7 +160,7 @@ def _stats_from_sums(sums: np.ndarray, slices: dict[str, Any], level: str, k: in
 
 
 LIBRARY_MAX_ITEMS = 50_000  # above this the point estimates use the compressed formulas
-COMPRESS_TABLE_MAX = 2**22  # compress counts rows in a table when there are at most this many
+COMPRESS_TABLE_MAX = 2**22  # compress() counts in a table when base ** K keys fit in this many
 
 
 def compress(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

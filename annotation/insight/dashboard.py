@@ -9,8 +9,9 @@ recomputed on the spot; big ones (over ``LARGE_PROJECT_JUDGMENTS``) get the stal
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 from django.core.cache import cache
@@ -87,10 +88,16 @@ def _in_thread(fn: Callable[[], Any]) -> Callable[[], Any]:
     return run
 
 
-def _run_jobs(jobs: dict[str, Callable[[], Any]], timings: dict[str, float]) -> dict[str, Any]:
+@contextmanager
+def _jobs(
+    jobs: dict[str, Callable[[], Any]], timings: dict[str, float]
+) -> Iterator[Callable[[str], Any]]:
     """The independent queries of the dashboard, concurrently on PostgreSQL in autocommit (the
     database does the work; threads only wait on it). Inside a transaction (tests) or on SQLite
-    they run one after the other on the caller's connection, which sees the same data."""
+    they run one after the other on the caller's connection, which sees the same data.
+
+    Yields ``result(name)``, which waits for that job alone: the caller works on what has
+    arrived while the rest is still being fetched."""
 
     def timed(name: str, fn: Callable[[], Any]) -> Callable[[], Any]:
         def run() -> Any:
@@ -102,26 +109,22 @@ def _run_jobs(jobs: dict[str, Callable[[], Any]], timings: dict[str, float]) -> 
         return run
 
     if connection.vendor != "postgresql" or connection.in_atomic_block:
-        return {name: timed(name, fn)() for name, fn in jobs.items()}
+        done = {name: timed(name, fn)() for name, fn in jobs.items()}
+        yield done.__getitem__
+        return
     with ThreadPoolExecutor(max_workers=PARALLEL_QUERIES) as pool:
         futures = {name: pool.submit(_in_thread(timed(name, fn))) for name, fn in jobs.items()}
-        return {name: future.result() for name, future in futures.items()}
+        yield lambda name: futures[name].result()
 
 
 def dashboard_compute(project_id: int) -> dict[str, Any]:
-    """Every section from scratch (SQL aggregation + numpy)."""
+    """Every section from scratch (SQL aggregation + numpy).
+
+    ``timings``: seconds per step; the judgment-only steps (activity, throughput, rater_facts)
+    run while the task arrays may still be arriving, so the steps overlap."""
     started = time.perf_counter()
     timings: dict[str, float] = {}
     now = timezone.now()
-    fetched = _run_jobs(
-        {
-            "fetch_tasks": lambda: pairwise_tasks_cached(project_id),
-            "fetch_judgments": lambda: judgment_matrix(project_id),
-            "queue_facts": lambda: sections.queue_facts(project_id),
-            "rater_db_facts": lambda: sections.rater_db_facts(project_id),
-        },
-        timings,
-    )
 
     def timed(name: str, fn: Any, *args: Any) -> Any:
         t0 = time.perf_counter()
@@ -129,23 +132,26 @@ def dashboard_compute(project_id: int) -> dict[str, Any]:
         timings[name] = round(time.perf_counter() - t0, 3)
         return out
 
-    m = fetched["fetch_judgments"]
-    activity = timed("activity", sections.judgment_hours, m)
-    fetched["queue_facts"]["recent"] = sections.recent_activity(m, now)
-    fetched["throughput"] = timed(
-        "throughput", sections.throughput_section, now, activity, fetched["queue_facts"]
-    )
-    fetched["rater_facts"] = timed(
-        "rater_facts", sections.rater_facts, activity, fetched["rater_db_facts"]
-    )
-
-    tasks = fetched["fetch_tasks"]
-    pw = timed("join", pairwise_join, fetched["fetch_judgments"], tasks)
+    jobs = {
+        "fetch_tasks": lambda: pairwise_tasks_cached(project_id),
+        "fetch_judgments": lambda: judgment_matrix(project_id),
+        "queue_facts": lambda: sections.queue_facts(project_id),
+        "rater_db_facts": lambda: sections.rater_db_facts(project_id),
+    }
+    with _jobs(jobs, timings) as fetched:
+        m = fetched("fetch_judgments")
+        activity = timed("activity", sections.judgment_hours, m)
+        queue = fetched("queue_facts")
+        queue["recent"] = sections.recent_activity(m, now)
+        throughput = timed("throughput", sections.throughput_section, now, activity, queue)
+        facts = timed("rater_facts", sections.rater_facts, activity, fetched("rater_db_facts"))
+        tasks = fetched("fetch_tasks")
+    pw = timed("join", pairwise_join, m, tasks)
     tables: dict[str, dict] = {}
     kinds = current_kinds(m)
     tables.update(timed("agreement", sections.agreement_section, project_id, pw, kinds))
-    tables.update(timed("raters", sections.rater_section, pw, fetched["rater_facts"]))
-    throughput_tables, summary = fetched["throughput"]
+    tables.update(timed("raters", sections.rater_section, pw, facts))
+    throughput_tables, summary = throughput
     tables.update(throughput_tables)
     tables.update(timed("bias", sections.bias_section, project_id, pw))
     tables.update(timed("leaderboard", sections.leaderboard_section, pw, tasks))

@@ -7,11 +7,12 @@ seeds, and prints:
 - the policy's hidden score after every round (mean over seeds) and the gain per 1,000 judgments;
 - how many judgments active selection needed to reach random selection's final hidden score
   (target: at most 70 % of the budget);
+- the same per seed (every seed that ran: the spread between seeds is as large as the effect);
 - time per cycle split by step.
 
 It uses a throwaway SQLite database and artifact folder under a temp dir (never your data)::
 
-    .venv/bin/python bench/loop.py --rounds 4 --labels-per-round 48 --seeds 0 1
+    .venv/bin/python bench/loop.py --rounds 4 --labels-per-round 96 --train-prompts 64 --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -110,6 +111,19 @@ def report(results: dict[str, list[list]], args: argparse.Namespace, seconds: fl
             + f"   gain/1k judgments {gain:+.4f}"
             + (f"   final RM acc {statistics.mean(rm):.3f}" if rm else "")
         )  # fmt: skip
+    print("\nPer seed (hidden score after each round; share of the budget active needed to reach")
+    print("that seed's random final, linear between rounds):")
+    for i, seed in enumerate(args.seeds):
+        seed_curves = {
+            sel: [(r.total_judgments, r.hidden_score) for r in runs[i]]
+            for sel, runs in results.items()
+        }
+        reach = interpolated_reaching(seed_curves["active"], seed_curves["random"][-1][1])
+        for sel, curve in seed_curves.items():
+            tail = f"   reach {reach / budget:.0%}" if sel == "active" and reach else ""
+            if sel == "active" and reach is None:
+                tail = "   reach never"
+            print(f"  seed {seed} {sel:>6}: " + "  ".join(f"{s:.3f}" for _, s in curve) + tail)
     target = curves["random"][-1][1]
     needed = first_reaching(curves["active"], target)
     between = interpolated_reaching(curves["active"], target)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch.nn import Identity, Linear
 
 from training.batching import left_pad, pad_sequences
 from training.modeling import to_device
@@ -97,6 +98,49 @@ def score(
     max_prompt_length: int = 256,
 ) -> list[float]:
     """Reward of each (prompt, response), in batches sorted by length."""
+    out = _pooled(reward_model, tokenizer, pairs, batch_size, max_length, max_prompt_length)
+    return out.squeeze(-1).tolist()
+
+
+@torch.no_grad()
+def reward_features(
+    reward_model: Any,
+    tokenizer: Any,
+    pairs: Sequence[tuple[Prompt, str]],
+    *,
+    batch_size: int = 16,
+    max_length: int = 512,
+    max_prompt_length: int = 256,
+) -> torch.Tensor:
+    """The features the reward model's scalar head reads, one row per (prompt, response): (N, H).
+
+    The head (``score`` in decoders, ``classifier`` in encoders) is swapped for an identity for
+    the duration of the call, so the model's own pooling (last non-pad token, or the pooler)
+    applies and ``reward == head(features)`` holds exactly.
+    """
+    name = next(
+        (n for n in ("score", "classifier") if isinstance(getattr(reward_model, n, None), Linear)),
+        None,
+    )
+    if name is None:
+        raise ValueError("reward_features needs a linear `score` or `classifier` head")
+    head = getattr(reward_model, name)
+    setattr(reward_model, name, Identity())
+    try:
+        return _pooled(reward_model, tokenizer, pairs, batch_size, max_length, max_prompt_length)
+    finally:
+        setattr(reward_model, name, head)
+
+
+def _pooled(
+    reward_model: Any,
+    tokenizer: Any,
+    pairs: Sequence[tuple[Prompt, str]],
+    batch_size: int,
+    max_length: int,
+    max_prompt_length: int,
+) -> torch.Tensor:
+    """The model's pooled output (logits) per (prompt, response), in input order: (N, D)."""
     reward_model.eval()
     device = next(reward_model.parameters()).device
     encoder = Encoder(
@@ -106,7 +150,7 @@ def score(
     )
     seqs = [encoder.encode(p, r) for p, r in pairs]
     order = sorted(range(len(seqs)), key=lambda i: -seqs[i].length)
-    rewards = [0.0] * len(seqs)
+    rows: list[torch.Tensor] = [torch.empty(0)] * len(seqs)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         batch = pad_sequences(
@@ -115,7 +159,7 @@ def score(
         batch = to_device(batch, device)
         logits = reward_model(
             input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-        ).logits
-        for i, v in zip(idx, logits.squeeze(-1).float().tolist(), strict=True):
-            rewards[i] = v
-    return rewards
+        ).logits  # (B, D)
+        for i, row in zip(idx, logits.float().cpu(), strict=True):
+            rows[i] = row
+    return torch.stack(rows) if rows else torch.empty(0, 1)

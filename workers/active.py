@@ -34,6 +34,18 @@ def uncertainty(r_a: float, r_b: float) -> float:
     return 1.0 - abs(math.tanh((r_a - r_b) / 2.0))
 
 
+def _entropy(p: float) -> float:
+    return -sum(q * math.log(q) for q in (p, 1.0 - p) if q > 0.0)
+
+
+def bald(deltas: Sequence[float]) -> float:
+    """Ensemble disagreement on a pair from each head's reward difference r_a - r_b (nats)."""
+    if not deltas:
+        raise ValueError("bald needs at least one head")
+    ps = [0.5 * (1.0 + math.tanh(d / 2.0)) for d in deltas]  # sigmoid, without overflow
+    return max(0.0, _entropy(sum(ps) / len(ps)) - sum(map(_entropy, ps)) / len(ps))
+
+
 def select_pairs(
     candidates: Mapping[int, Sequence[int]],
     scores: Mapping[int, float] | None,
@@ -42,18 +54,23 @@ def select_pairs(
     random_share: float,
     per_prompt: int = 2,
     seed: int = 0,
+    heads: Mapping[int, Sequence[float]] | None = None,
 ) -> list[PairChoice]:
-    """``budget`` pairs from each prompt's candidate responses (prompt id -> response ids)."""
+    """``budget`` pairs from each prompt's candidate responses (prompt id -> response ids).
+
+    ``heads`` (response id -> reward per bootstrap head) switches the informativeness from the
+    margin of ``scores`` to the heads' disagreement (:func:`bald`)."""
     if not 0.0 <= random_share <= 1.0:
         raise ValueError(f"random_share must be in [0, 1], got {random_share}")
     rng = random.Random(seed)
+
+    def informativeness(a: int, b: int) -> float:
+        if heads:
+            return bald([ha - hb for ha, hb in zip(heads[a], heads[b], strict=True)])
+        return uncertainty(scores[a], scores[b]) if scores else 1.0
+
     pool = [
-        PairChoice(
-            prompt_id,
-            (a, b),
-            uncertainty(scores[a], scores[b]) if scores else 1.0,
-            "uncertain",
-        )
+        PairChoice(prompt_id, (a, b), informativeness(a, b), "uncertain")
         for prompt_id, ids in sorted(candidates.items())
         for a, b in itertools.combinations(ids, 2)
     ]

@@ -194,11 +194,35 @@ def _candidates(ctx: Context) -> dict[int, list[int]]:
     return dict(by_prompt)
 
 
+def _head_rewards(
+    ctx: Context, judge: ModelVersion, rows: list[Response]
+) -> dict[int, list[float]] | None:
+    """Each candidate's reward under ``ensemble_heads`` bootstrap heads of the judge's last layer,
+    refitted on this run's labeled pairs (``training/ensemble.py``); None without such pairs."""
+    from training.ensemble import ensemble_rewards
+    from workers.pipelines import load_records
+
+    labeled = load_records(ctx, "preference")
+    if len(labeled) < 2:
+        return None
+    models, path = Models(ctx.cfg["device"]), judge.artifact_path
+    rewards = ensemble_rewards(
+        models.reward(path),
+        models.tokenizer(path),
+        labeled,
+        [(r.prompt.messages, r.text) for r in rows],
+        n_heads=int(ctx.cfg["ensemble_heads"]),
+        l2=float(ctx.cfg["ensemble_l2"]),
+        seed=int(ctx.cfg["seed"]) * 1000 + cycle_index(ctx),
+    )  # (N, K)
+    return {r.id: v for r, v in zip(rows, rewards.tolist(), strict=True)}
+
+
 def step_select(ctx: Context) -> tuple[dict[str, Any], Any]:
     from workers.pipelines import judge_version
 
     cands, judge = _candidates(ctx), judge_version(ctx)
-    scores = None
+    scores, heads = None, None
     if judge is not None and cands:
         rows = list(
             Response.objects.filter(generation_run=ctx.run).select_related("prompt").order_by("id")
@@ -207,16 +231,21 @@ def step_select(ctx: Context) -> tuple[dict[str, Any], Any]:
             Models(ctx.cfg["device"]), judge, [(r.prompt.messages, r.text) for r in rows]
         )
         scores = {r.id: v for r, v in zip(rows, values, strict=True)}
+        if float(ctx.cfg["random_share"]) < 1.0 and int(ctx.cfg["ensemble_heads"]) > 1:
+            heads = _head_rewards(ctx, judge, rows)
     chosen = select_pairs(
         cands,
         scores,
         budget=int(ctx.cfg["pairs_per_cycle"]),
         random_share=float(ctx.cfg["random_share"]),
+        per_prompt=int(ctx.cfg["pairs_per_prompt"]),
         seed=int(ctx.cfg["seed"]) * 1000 + cycle_index(ctx),
+        heads=heads,
     )
     uncertain = [c.uncertainty for c in chosen if c.reason == "uncertain"]
     return {
         "judge": judge.id if judge else None,
+        "signal": "ensemble" if heads else "margin" if scores else "none",
         "pairs": [[c.prompt_id, *c.response_ids, round(c.uncertainty, 4)] for c in chosen],
         "selected": len(chosen),
         "uncertain": len(uncertain),

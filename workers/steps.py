@@ -40,6 +40,9 @@ DEFAULTS: dict[str, Any] = {
     "prompts_per_cycle": 32,  # prompts that get k new candidates
     "pairs_per_cycle": 64,  # pairwise tasks created
     "random_share": 0.25,  # share of those pairs drawn at random (unbiased data)
+    "pairs_per_prompt": 2,  # at most this many uncertainty-picked pairs per prompt
+    "ensemble_heads": 0,  # > 1: uncertainty = disagreement of this many bootstrap RM heads
+    "ensemble_l2": 0.01,  # the bootstrap heads' pull towards the trained head (0.01 measured best)
     "min_win_rate": 0.5,  # promotion rule: win rate vs parent judged by the reward model
     "max_kl": 50.0,  # promotion rule: KL(policy || parent) in nats per response
     "rm_epochs": 1,

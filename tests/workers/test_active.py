@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from workers.active import select_pairs, uncertainty
+from workers.active import bald, select_pairs, uncertainty
 
 
 def test_uncertainty_is_one_for_a_coin_flip_and_falls_with_the_gap():
@@ -45,3 +45,49 @@ def test_per_prompt_cap_and_no_scores_means_random():
 def test_random_share_must_be_a_fraction():
     with pytest.raises(ValueError, match="random_share"):
         select_pairs({1: [1, 2]}, {1: 0.0, 2: 0.0}, budget=1, random_share=1.5)
+
+
+def test_bald_on_hand_made_heads():
+    # every head sure of the same order, or every head at a coin flip: nothing to learn
+    assert bald([4.0, 4.0, 4.0]) == pytest.approx(0.0, abs=1e-12)
+    assert bald([0.0, 0.0]) == pytest.approx(0.0, abs=1e-12)
+    # two confident heads that contradict each other: H(1/2) - H(p) with p = sigmoid(4)
+    p = 1 / (1 + math.exp(-4.0))
+    h = -(p * math.log(p) + (1 - p) * math.log(1 - p))
+    assert bald([4.0, -4.0]) == pytest.approx(math.log(2) - h)
+    assert bald([60.0, -60.0]) == pytest.approx(math.log(2))  # no overflow at large gaps
+    # heads at 1/2 and sigmoid(2): H(mean p) - mean H(p), computed by hand
+    q = 1 / (1 + math.exp(-2.0))
+    ent = lambda x: -(x * math.log(x) + (1 - x) * math.log(1 - x))  # noqa: E731
+    assert bald([0.0, 2.0]) == pytest.approx(ent((0.5 + q) / 2) - (math.log(2) + ent(q)) / 2)
+    with pytest.raises(ValueError, match="head"):
+        bald([])
+
+
+def test_heads_pick_disagreement_not_near_ties():
+    # (10, 11): both heads call it a tie -> the margin's favourite, but BALD 0;
+    # (20, 21): the heads contradict each other -> the most informative pair.
+    candidates = {1: [10, 11], 2: [20, 21], 3: [30, 31]}
+    scores = {10: 0.0, 11: 0.0, 20: 0.0, 21: 0.2, 30: 0.0, 31: 3.0}
+    heads = {10: [0.0, 0.0], 11: [0.0, 0.0], 20: [3.0, -3.0], 21: [0.0, 0.0], 30: [0, 0]}
+    heads[31] = [2.0, 4.0]
+
+    by_margin = select_pairs(candidates, scores, budget=1, random_share=0.0)
+    by_heads = select_pairs(candidates, scores, budget=3, random_share=0.0, heads=heads)
+
+    assert [c.response_ids for c in by_margin] == [(10, 11)]
+    assert [c.response_ids for c in by_heads] == [(20, 21), (30, 31), (10, 11)]
+    assert by_heads[0].uncertainty == pytest.approx(bald([3.0, -3.0]))
+    assert by_heads[2].uncertainty == pytest.approx(0.0, abs=1e-12)
+
+
+def test_random_selection_ignores_scores_and_heads():
+    candidates = {1: [1, 2, 3, 4], 2: [5, 6, 7]}
+    scores = {i: float(i) for i in range(1, 8)}
+    heads = {i: [float(i), -float(i)] for i in range(1, 8)}
+
+    plain = select_pairs(candidates, scores, budget=5, random_share=1.0, seed=4)
+    with_heads = select_pairs(candidates, scores, budget=5, random_share=1.0, seed=4, heads=heads)
+
+    assert [c.response_ids for c in plain] == [c.response_ids for c in with_heads]
+    assert {c.reason for c in plain} == {"random"}

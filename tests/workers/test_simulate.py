@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from annotation import models
@@ -33,3 +35,25 @@ def test_simulated_loop_raises_hidden_score(tmp_path, settings):
     assert reports[-1].hidden_score > reports[0].hidden_score + 0.02
     assert max(r.hidden_score for r in reports[1:]) > reports[0].hidden_score
     assert all(r.rm_accuracy is not None for r in reports[1:])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ensemble_selection_runs_in_the_cycle(tmp_path, settings, monkeypatch):
+    from workers.steps import DEFAULTS
+
+    settings.LOOP_ARTIFACTS_DIR = tmp_path / "artifacts"
+    monkeypatch.setitem(DEFAULTS, "ensemble_heads", 4)
+    config = SimConfig(
+        rounds=2, labels_per_round=24, train_prompts=12, eval_prompts=4, seed=1,
+        rm_pairs_prompts=0, eval_samples=2, workdir=str(tmp_path / "sim"),
+    )  # fmt: skip
+
+    Simulation(config).run()
+
+    steps = models.RunStep.objects.filter(name="select").order_by("id")
+    assert [s.result["signal"] for s in steps] == ["none", "ensemble", "ensemble"]
+    for step in steps[1:]:
+        uncertain = [u for *_, u in step.result["pairs"]][: step.result["uncertain"]]
+        assert step.result["uncertain"] == 18  # 24 pairs, 25 % random
+        assert all(0.0 <= u <= math.log(2) for u in uncertain)
+        assert uncertain == sorted(uncertain, reverse=True)

@@ -52,7 +52,8 @@ def bias_section(project_id: int, pw: PairwiseJudgments) -> dict[str, dict]:
         project_id=project_id, kind=ModelKind.REWARD
     ).values_list("id", "name", "metrics"):
         metrics = metrics or {}
-        corr = metrics.get("length_correlation", metrics.get("score_length_correlation"))
+        # Written by training/trainers/reward_model.py on the held-out pairs.
+        corr = metrics.get("eval/length_correlation", metrics.get("length_correlation"))
         reward.append([mv_id, name, num(corr) if isinstance(corr, int | float) else None])
     return {
         "bias": table(

@@ -290,3 +290,22 @@ def test_parallel_queries_give_the_same_dashboard(on_postgres) -> None:
     assert parallel["tables"] == sequential["tables"]
     assert parallel["summary"] == sequential["summary"]
     assert parallel["summary"]["pairwise_judgments"] == 90
+
+
+@pytest.mark.django_db
+def test_reward_model_length_correlation_from_training_metrics(project) -> None:
+    from annotation.models import ModelKind, ModelVersion
+
+    made = [
+        ModelVersion.objects.create(
+            project=project, name=name, kind=ModelKind.REWARD, trainer="rm", metrics=metrics
+        )
+        for name, metrics in [
+            ("rm-v1", {"eval/length_correlation": 0.42, "eval/accuracy": 0.7}),
+            ("rm-v2", {"eval/accuracy": 0.6}),  # too few held-out pairs: no figure
+        ]
+    ]
+    make_pairwise_tasks(project, 2)
+    table = insight_refresh(project.id)["tables"]["reward_length"]
+    rows = {r[0]: r[2] for r in table["rows"]}
+    assert rows == {made[0].id: 0.42, made[1].id: None}

@@ -116,7 +116,8 @@ def train_step(
 
 @torch.no_grad()
 def evaluate(state: State, model: Any) -> dict[str, float]:
-    """Held-out pairwise accuracy (``accuracy`` = ``rewards/accuracies``), loss and rewards."""
+    """Held-out pairwise accuracy (``accuracy`` = ``rewards/accuracies``), loss, rewards and the
+    rewards' correlation with response length."""
     if not state.eval:
         return {}
     model.eval()
@@ -130,7 +131,25 @@ def evaluate(state: State, model: Any) -> dict[str, float]:
     metrics = _metrics(cat)
     metrics["loss"] = cat["losses"].mean().item()
     metrics["accuracy"] = metrics["rewards/accuracies"]
+    lengths = [len(p.chosen.response_ids) for p in order] + [
+        len(p.rejected.response_ids) for p in order
+    ]
+    correlation = length_correlation(torch.cat([cat["chosen"], cat["rejected"]]), lengths)
+    if correlation is not None:
+        metrics["length_correlation"] = correlation
     return metrics
+
+
+def length_correlation(scores: torch.Tensor, lengths: Sequence[int]) -> float | None:
+    """Pearson correlation of rewards with response length in tokens, over every held-out
+    response: a reward model that pays for length shows up here before the policy learns to
+    ramble. None when either side is constant (undefined)."""
+    if len(lengths) < 3:
+        return None
+    data = torch.stack([scores.float().cpu(), torch.tensor(lengths, dtype=torch.float32)])
+    if bool((data.std(dim=1) == 0).any()):
+        return None
+    return float(torch.corrcoef(data)[0, 1])
 
 
 def save(state: State, result: RunResult) -> RunResult:

@@ -16,7 +16,7 @@ import torch
 from torch.nn import Identity, Linear
 
 from training.batching import left_pad, pad_sequences
-from training.modeling import to_device
+from training.modeling import context_window, fit_lengths, to_device
 from training.records import Prompt
 from training.tokenize import Encoder, classifier_ids, n_special_tokens
 
@@ -48,9 +48,15 @@ def generate(
     batch_size: int = 8,
     seed: int = 0,
 ) -> list[list[Sample]]:
-    """``k`` samples for each prompt (``temperature == 0``: greedy, the k samples are equal)."""
+    """``k`` samples for each prompt (``temperature == 0``: greedy, the k samples are equal).
+    Prompt and new tokens are fitted into the model's context window."""
     model.eval()
     device = next(model.parameters()).device
+    context = context_window(model.config)
+    if context is not None:
+        # Prompt + new tokens must fit the window: the prompt keeps what the new tokens leave,
+        # and at least half of it.
+        max_prompt_length = min(max_prompt_length, max(context - max_new_tokens, context // 2))
     encoder = Encoder(
         tokenizer, max_length=max_prompt_length + 1, max_prompt_length=max_prompt_length
     )
@@ -61,6 +67,7 @@ def generate(
     for b, start in enumerate(range(0, len(expanded), batch_size)):
         rows = expanded[start : start + batch_size]
         batch = to_device(left_pad([prompt_ids[i] for i in rows], pad), device)  # (B, P)
+        room = max_new_tokens if context is None else context - batch["input_ids"].shape[1]
         torch.manual_seed(seed * 1_000_003 + b)
         sampling = temperature > 0
         gen = model.generate(
@@ -69,7 +76,7 @@ def generate(
             temperature=temperature if sampling else None,
             top_p=top_p if sampling else None,
             top_k=None,
-            max_new_tokens=max_new_tokens,
+            max_new_tokens=min(max_new_tokens, room),
             pad_token_id=pad,
             eos_token_id=eos,
             output_logits=True,
@@ -143,6 +150,9 @@ def _pooled(
     """The model's pooled output (logits) per (prompt, response), in input order: (N, D)."""
     reward_model.eval()
     device = next(reward_model.parameters()).device
+    max_length, max_prompt_length = fit_lengths(
+        context_window(reward_model.config), max_length, max_prompt_length
+    )
     encoder = Encoder(
         tokenizer,
         max_length=max_length - n_special_tokens(tokenizer),

@@ -43,16 +43,28 @@ def load_tokenizer(path: str) -> Any:
     return tok
 
 
-def fit_to_context(path: str, max_length: int, max_prompt_length: int) -> tuple[int, int]:
-    """The configured (max_length, max_prompt_length) shrunk to the model's context window, read
-    from its config: a longer sequence would index past the position embeddings (an IndexError
-    deep inside the model). In a shrunk window the prompt keeps at most half."""
-    from transformers import AutoConfig
-
-    context = getattr(AutoConfig.from_pretrained(path), "max_position_embeddings", None)
+def fit_lengths(context: int | None, max_length: int, max_prompt_length: int) -> tuple[int, int]:
+    """(max_length, max_prompt_length) shrunk to a context window of ``context`` positions: a
+    longer sequence would index past the position embeddings (an IndexError deep inside the
+    model). In a shrunk window the prompt keeps at most half."""
     if not isinstance(context, int) or max_length <= context:
         return max_length, max_prompt_length
     return context, min(max_prompt_length, context // 2)
+
+
+def context_window(model_config: Any) -> int | None:
+    """The model's number of positions, when its config states one."""
+    value = getattr(model_config, "max_position_embeddings", None)
+    return value if isinstance(value, int) else None
+
+
+def fit_to_context(path: str, max_length: int, max_prompt_length: int) -> tuple[int, int]:
+    """``fit_lengths`` for the model saved at ``path`` (reads only its config)."""
+    from transformers import AutoConfig
+
+    return fit_lengths(
+        context_window(AutoConfig.from_pretrained(path)), max_length, max_prompt_length
+    )
 
 
 def load_causal_lm(path: str, device: torch.device) -> Any:

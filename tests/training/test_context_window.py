@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from training.config import DPOConfig, KTOConfig, RewardConfig, SFTConfig
-from training.modeling import fit_to_context
+from training.modeling import fit_lengths, fit_to_context
 from training.records import PreferencePair, SFTExample, UnpairedExample
 from training.tiny import write_tiny_causal_lm
 from training.trainers import dpo, kto, reward_model, sft
@@ -42,3 +43,20 @@ def test_every_trainer_runs_on_sequences_longer_than_the_context(short_context_l
     ]
     for result in runs:
         assert result.artifact_path.exists()
+
+
+def test_fit_lengths():
+    assert fit_lengths(None, 512, 256) == (512, 256)  # no stated window: unchanged
+    assert fit_lengths(100, 612, 256) == (100, 50)
+
+
+def test_generation_and_scoring_fit_the_context(short_context_lm, tmp_path):
+    from training.generate import generate, score
+    from training.modeling import load_causal_lm, load_reward_model, load_tokenizer
+
+    tokenizer = load_tokenizer(short_context_lm)
+    model = load_causal_lm(short_context_lm, torch.device("cpu"))
+    samples = generate(model, tokenizer, [LONG], k=2, max_new_tokens=100, max_prompt_length=256)
+    assert all(len(s.token_ids) <= 32 for s in samples[0])  # half of the 64 positions
+    rm = load_reward_model(short_context_lm, torch.device("cpu"), tokenizer.pad_token_id)
+    assert len(score(rm, tokenizer, [(LONG, LONG)], max_length=512)) == 1

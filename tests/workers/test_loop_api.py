@@ -126,3 +126,10 @@ def test_broker_down_at_commit_still_answers_and_the_tick_resends(
     assert requeue_stale() == []  # too fresh to be called lost
     assert requeue_stale(now=timezone.now() + timedelta(minutes=11)) == [run.id]
     assert sent == [run.id]
+
+
+def test_every_worker_default_is_a_run_option_and_nothing_else():
+    from annotation.services.loop import CONFIG_KEYS
+    from workers.steps import DEFAULTS
+
+    assert set(DEFAULTS) == CONFIG_KEYS

@@ -81,7 +81,17 @@ def main() -> None:
     parser.add_argument("--train-prompts", type=int, default=32)
     parser.add_argument("--eval-prompts", type=int, default=12)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads; a seed reproduces its run only at the same count (the "
+        "published figures use 1)",
+    )
     args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="bench-loop-") as tmpdir:
         tmp = Path(tmpdir)
         setup_django(tmp)

@@ -14,8 +14,10 @@ from annotation.insight.arrays import (
     COL_EPOCH,
     COL_FLAGS,
     COL_RATER,
+    COL_TASK,
     CURRENT,
     FIRST_REVISION,
+    HUMAN,
 )
 from annotation.insight.tables import iso, table, usernames
 from annotation.models import (
@@ -62,7 +64,32 @@ def queue_facts(project_id: int) -> dict[str, Any]:
         .order_by("day")
         .values_list("day", "skipped", "expired")
     )
-    return {"remaining": remaining, "required_by_day": required_by_day, "leases": leases}
+    # Judgments on these tasks do not burn the queue down (gold tasks have no quota in it,
+    # archived ones left it); few, read by index.
+    uncounted = np.fromiter(
+        Task.objects.filter(Q(is_gold=True) | Q(status=TaskStatus.ARCHIVED), project_id=project_id)
+        .order_by()
+        .values_list("id", flat=True),
+        dtype=np.int64,
+    )
+    return {
+        "remaining": remaining,
+        "required_by_day": required_by_day,
+        "leases": leases,
+        "uncounted_tasks": uncounted,
+    }
+
+
+def queue_done_by_day(m: np.ndarray, uncounted_tasks: np.ndarray) -> dict[int, int]:
+    """Per day (epoch s of 00:00 UTC): the judgments that count against the queue's quota, i.e.
+    what ``Task.judgments_done`` counts: a rater's first submission on a task in the queue (not
+    a revision, not an imported label, not a gold or archived task). So the burn-down ends at
+    the same "remaining" as the summary card."""
+    flags = m[:, COL_FLAGS]
+    counted = ((flags & FIRST_REVISION) > 0) & ((flags & HUMAN) > 0)
+    counted &= ~np.isin(m[:, COL_TASK], uncounted_tasks)
+    days, n = np.unique(m[counted, COL_EPOCH] // 86400 * 86400, return_counts=True)
+    return {int(d): int(c) for d, c in zip(days, n, strict=True)}
 
 
 def judgment_hours(m: np.ndarray) -> np.ndarray:
@@ -148,7 +175,7 @@ def throughput_section(
         facts["leases"],
     )
     required_by_day = {int(d.timestamp()): n for d, n in required_by_day.items()}
-    done_by_day = {d: n for d, n, _ in per_day}
+    done_by_day = facts["done_by_day"]
     days = sorted(set(required_by_day) | set(done_by_day))
     req = np.cumsum([required_by_day.get(d, 0) for d in days])
     done = np.cumsum([done_by_day.get(d, 0) for d in days])

@@ -143,6 +143,7 @@ def dashboard_compute(project_id: int) -> dict[str, Any]:
         activity = timed("activity", sections.judgment_hours, m)
         queue = fetched("queue_facts")
         queue["recent"] = sections.recent_activity(m, now)
+        queue["done_by_day"] = sections.queue_done_by_day(m, queue["uncounted_tasks"])
         throughput = timed("throughput", sections.throughput_section, now, activity, queue)
         facts = timed("rater_facts", sections.rater_facts, activity, fetched("rater_db_facts"))
         tasks = fetched("fetch_tasks")

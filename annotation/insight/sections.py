@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from annotation.insight.activity import (
     judgment_hours,
+    queue_done_by_day,
     queue_facts,
     recent_activity,
     throughput_section,
@@ -33,6 +34,7 @@ __all__ = [
     "bias_section",
     "judgment_hours",
     "leaderboard_section",
+    "queue_done_by_day",
     "queue_facts",
     "rater_db_facts",
     "rater_facts",

@@ -309,3 +309,31 @@ def test_reward_model_length_correlation_from_training_metrics(project) -> None:
     table = insight_refresh(project.id)["tables"]["reward_length"]
     rows = {r[0]: r[2] for r in table["rows"]}
     assert rows == {made[0].id: 0.42, made[1].id: None}
+
+
+@pytest.mark.django_db
+def test_burndown_ends_at_the_summary_remaining_with_gold_and_imported_labels(project) -> None:
+    from annotation.models import Judgment, JudgmentSource, Task
+
+    raters = make_raters(project, 2)
+    tasks = make_pairwise_tasks(project, 12)  # overlap 2 -> 24 required
+    judge_pairwise(project, tasks[:4], raters, seed=3)  # 8 counted judgments
+    Task.objects.filter(id__in=[t.id for t, _ in tasks[:4]]).update(
+        judgments_done=2, status="complete"
+    )
+    gold_task = tasks[4][0]
+    Task.objects.filter(id=gold_task.id).update(is_gold=True, gold_answer={"choice": "A"})
+    judge_pairwise(project, tasks[4:5], raters, seed=4)  # gold: work, but not in the queue
+    Judgment.objects.create(  # an imported label: does not count against the quota either
+        task=tasks[5][0],
+        project=project,
+        source=JudgmentSource.IMPORTED,
+        kind="pairwise",
+        choice="A",
+        strength=2,
+        preferred_response_id=tasks[5][1][0].id,
+    )
+    data = insight_refresh(project.id)
+    remaining = data["summary"]["remaining_judgments"]
+    assert remaining == 14  # 7 open non-gold tasks x 2
+    assert data["tables"]["burndown"]["rows"][-1][1:] == [22, 8, remaining]

@@ -9,7 +9,9 @@ Design (see docs/architecture.md, "Assignment"):
 * The claim is one short transaction: pick the best open task this rater has not seen with
   ``SELECT … FOR UPDATE SKIP LOCKED`` (PostgreSQL) walking the partial index
   ``(project, priority DESC, id) WHERE status='open' AND NOT is_gold``, bump its slot counter,
-  insert the assignment. Cost does not grow with the number of tasks: no counts, no scans.
+  insert the assignment. Cost does not grow with the number of tasks: no counts, no scans. On
+  PostgreSQL the held-lease check, the pick, the bump and the insert are one prepared statement
+  (``pg_statements.py``); the ORM version below serves SQLite.
 * On SQLite the settings open every transaction with ``BEGIN IMMEDIATE``: claims serialize on the
   database's write lock, which gives the same guarantees with one writer at a time.
 * Expired leases are returned in small batches at the start of each claim (and by a periodic

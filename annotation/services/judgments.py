@@ -3,7 +3,8 @@
 Rule 1 of the design: an acknowledged judgment is never lost and never duplicated.
 
 * The judgment row, the assignment's state change and the task's counters are written in one
-  transaction; the HTTP 2xx goes out only after it commits.
+  transaction (on PostgreSQL, for a live lease, one prepared statement: ``pg_statements.py``);
+  the HTTP 2xx goes out only after it commits.
 * A client sends an ``Idempotency-Key``. ``UNIQUE(rater, idempotency_key)`` makes a retried submit
   (even two racing copies of it) produce one row: the loser of the race rolls back and answers
   with the winner's row. The same key with a different body is a 409.

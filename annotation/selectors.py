@@ -47,7 +47,11 @@ def project_get_for_user(*, project_id: int, user: UserLike) -> tuple[Project, s
 
 def project_get_for_manager(*, project_id: int, user: UserLike) -> Project:
     """Members who are not managers get 403: they may know the project exists."""
-    project, role = project_get_for_user(project_id=project_id, user=user)
+    return require_manager(*project_get_for_user(project_id=project_id, user=user))
+
+
+def require_manager(project: Project, role: str) -> Project:
+    """``project`` when ``role`` manages it; PermissionDenied (403) otherwise."""
     if role not in MANAGER_ROLES:
         raise PermissionDenied("Only the project's managers may do this.")
     return project

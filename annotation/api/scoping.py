@@ -13,9 +13,9 @@ from typing import Any
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from annotation.errors import NotFound, PermissionDenied
+from annotation.errors import NotFound
 from annotation.models import Assignment, Judgment
-from annotation.selectors import MANAGER_ROLES, project_get_for_user
+from annotation.selectors import MANAGER_ROLES, project_get_for_user, require_manager
 
 
 class ProjectScopePermission(BasePermission):
@@ -53,10 +53,7 @@ def scoped_project(request: Request, project_id: int) -> tuple[Any, str]:
 
 def scoped_manager_project(request: Request, project_id: int) -> Any:
     """The project, for its managers; other members get 403 (they may know it exists)."""
-    project, role = scoped_project(request, project_id)
-    if role not in MANAGER_ROLES:
-        raise PermissionDenied("Only the project's managers may do this.")
-    return project
+    return require_manager(*scoped_project(request, project_id))
 
 
 def _judgment_visible(judgment_id: int, user: Any) -> bool:

@@ -156,15 +156,17 @@ def assignment_claim_next(
     roll = _rng.random() if gold_roll is None else gold_roll
     want_gold = project.gold_rate > 0 and roll < project.gold_rate
     max_held = MAX_HELD_LEASES if prefetch else 1
+    live: list[Assignment] | None = None  # read once; a claim that returns None added none
     try:
         if pg_statements.enabled():
             claim = _claim_in_one_statement(
                 project=project, rater=rater, want_gold=want_gold, max_held=max_held
             )
         else:
-            claim = _claim_with_orm(
-                project=project, rater=rater, want_gold=want_gold, max_held=max_held
-            )
+            live = _live_assignments(project=project, rater=rater)
+            claim = None
+            if len(live) < max_held:
+                claim = _claim_with_orm(project=project, rater=rater, want_gold=want_gold)
     except IntegrityError:
         # The same rater claimed the same task from another tab at this instant: their other
         # request holds it; hand that lease back instead of a second one.
@@ -174,18 +176,15 @@ def assignment_claim_next(
         raise Conflict("Your claim raced with another of your requests; try again.") from None
     if claim is not None:
         return claim
-    live = _live_assignments(project=project, rater=rater)
+    if live is None:
+        live = _live_assignments(project=project, rater=rater)
     if len(live) >= max_held:
         return Claim(assignment=live[-1] if prefetch else live[0], resumed=True)
     raise NoTaskAvailable("No task is available for you in this project right now.")
 
 
-def _claim_with_orm(
-    *, project: Project, rater: User, want_gold: bool, max_held: int
-) -> Claim | None:
-    """None when the rater already holds ``max_held`` live leases or nothing is left."""
-    if len(_live_assignments(project=project, rater=rater)) >= max_held:
-        return None
+def _claim_with_orm(*, project: Project, rater: User, want_gold: bool) -> Claim | None:
+    """None when nothing is left (the caller has checked the rater's held leases)."""
     with transaction.atomic():
         task = None
         if want_gold:

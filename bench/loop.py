@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -51,6 +53,8 @@ def run_strategy(selection: str, seed: int, args: argparse.Namespace, tmp: Path)
         train_prompts=args.train_prompts,
         eval_prompts=args.eval_prompts,
         selection=selection,
+        similarity_power=args.similarity_power,
+        uncertainty_power=args.uncertainty_power,
         seed=seed,
         workdir=str(tmp / f"{selection}-{seed}"),
     )
@@ -82,31 +86,106 @@ def main() -> None:
     parser.add_argument("--eval-prompts", type=int, default=12)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument(
+        "--similarity-power",
+        type=float,
+        default=None,
+        help="active selection's weight on the pairs' text similarity (0 = reward-model margin "
+        "only); default: the worker default",
+    )
+    parser.add_argument(
+        "--uncertainty-power",
+        type=float,
+        default=None,
+        help="active selection's weight on the reward model's calibrated uncertainty (0 = "
+        "similarity only); default: the worker default",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=1,
         help="torch CPU threads; a seed reproduces its run only at the same count (the "
         "published figures use 1)",
     )
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="processes running seeds in parallel (one core each)"
+    )
+    parser.add_argument("--save", default="", help=argparse.SUPPRESS)  # a --jobs child's results
     args = parser.parse_args()
-    import torch
-
-    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-loop-") as tmpdir:
         tmp = Path(tmpdir)
         setup_django(tmp)
-        results: dict[str, list[list]] = {"active": [], "random": []}
-        t0 = time.perf_counter()
-        for seed in args.seeds:
-            for selection in ("random", "active"):
-                results[selection].append(run_strategy(selection, seed, args, tmp))
+        results = run_in_processes(args) if args.jobs > 1 else run_seeds(args, tmp)
+        if args.save:
+            Path(args.save).write_text(json.dumps(results, default=vars))
+            return
         report(results, args, time.perf_counter() - t0)
+
+
+def run_seeds(args: argparse.Namespace, tmp: Path) -> dict[str, list[list]]:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    results: dict[str, list[list]] = {"active": [], "random": []}
+    for seed in args.seeds:
+        for selection in ("random", "active"):
+            results[selection].append(run_strategy(selection, seed, args, tmp))
+    return results
+
+
+def run_in_processes(args: argparse.Namespace) -> dict[str, list[list]]:
+    """Seeds dealt round-robin to ``--jobs`` child processes; their results merged in seed order
+    (a seed's run does not depend on which process ran it)."""
+    from workers.simulate import RoundReport
+
+    shares = [args.seeds[i :: args.jobs] for i in range(args.jobs)]
+    with tempfile.TemporaryDirectory(prefix="bench-loop-jobs-") as tmpdir:
+        children = []
+        for i, seeds in enumerate(s for s in shares if s):
+            out = Path(tmpdir) / f"job-{i}.json"
+            argv = _without_option(sys.argv[1:], "--jobs")
+            argv = _without_option(argv, "--seeds")
+            cmd = [sys.executable, __file__, *argv, "--seeds", *map(str, seeds), "--save", str(out)]
+            children.append((seeds, out, subprocess.Popen(cmd)))
+        per_seed: dict[int, dict[str, list]] = {}
+        for seeds, out, child in children:
+            if child.wait() != 0:
+                raise SystemExit(f"the child running seeds {seeds} failed")
+            saved = json.loads(out.read_text())
+            for j, seed in enumerate(seeds):
+                per_seed[seed] = {
+                    sel: [RoundReport(**r) for r in runs[j]] for sel, runs in saved.items()
+                }
+    return {sel: [per_seed[s][sel] for s in args.seeds] for sel in ("active", "random")}
+
+
+def _without_option(argv: list[str], name: str) -> list[str]:
+    """``argv`` without ``name`` and the values that follow it."""
+    out, skipping = [], False
+    for a in argv:
+        if a == name:
+            skipping = True
+        elif skipping and a.startswith("--"):
+            skipping = False
+        if not skipping and not a.startswith(f"{name}="):
+            out.append(a)
+    return out
 
 
 def report(results: dict[str, list[list]], args: argparse.Namespace, seconds: float) -> None:
     budget = args.rounds * args.labels_per_round
     print(f"\nBudget {budget} judgments per run ({args.rounds} rounds x {args.labels_per_round}),")
-    print(f"seeds {args.seeds}; hidden score = mean over seeds. Total wall time {seconds:.0f}s.\n")
+    print(f"seeds {args.seeds}; hidden score = mean over seeds. Total wall time {seconds:.0f}s.")
+    from workers.steps import DEFAULTS
+
+    powers = {
+        k: DEFAULTS[k] if getattr(args, k) is None else getattr(args, k)
+        for k in ("uncertainty_power", "similarity_power")
+    }
+    print(
+        "active = calibrated RM uncertainty ** {uncertainty_power:g} x text similarity ** "
+        "{similarity_power:g}, plus 25 % random pairs\n".format(**powers)
+    )
     curves = {}
     for selection, runs in results.items():
         curve = [

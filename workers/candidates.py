@@ -222,15 +222,20 @@ def step_select(ctx: Context) -> tuple[dict[str, Any], Any]:
     from workers.pipelines import judge_version
 
     cands, judge = _candidates(ctx), judge_version(ctx)
-    scores, heads = None, None
+    rows = list(
+        Response.objects.filter(generation_run=ctx.run).select_related("prompt").order_by("id")
+    )
+    texts = {r.id: r.text for r in rows}
+    scores, heads, temperature = None, None, 1.0
     if judge is not None and cands:
-        rows = list(
-            Response.objects.filter(generation_run=ctx.run).select_related("prompt").order_by("id")
-        )
         values = scores_for(
             Models(ctx.cfg["device"]), judge, [(r.prompt.messages, r.text) for r in rows]
         )
-        scores = {r.id: v for r, v in zip(rows, values, strict=True)}
+        # calibrated margins (training/calibration.py): an RM near chance leaves every pair
+        # uncertain, so the pairs' similarity decides. Only ever softened (T >= 1): a few
+        # dozen held-out pairs can say "overconfident", not reliably "sharper than it looks".
+        temperature = max(1.0, float((judge.metrics or {}).get("eval/temperature", 1.0)))
+        scores = {r.id: v / temperature for r, v in zip(rows, values, strict=True)}
         if float(ctx.cfg["random_share"]) < 1.0 and int(ctx.cfg["ensemble_heads"]) > 1:
             heads = _head_rewards(ctx, judge, rows)
     chosen = select_pairs(
@@ -241,11 +246,17 @@ def step_select(ctx: Context) -> tuple[dict[str, Any], Any]:
         per_prompt=int(ctx.cfg["pairs_per_prompt"]),
         seed=int(ctx.cfg["seed"]) * 1000 + cycle_index(ctx),
         heads=heads,
+        texts=texts,
+        similarity_power=float(ctx.cfg["similarity_power"]),
+        uncertainty_power=float(ctx.cfg["uncertainty_power"]),
     )
     uncertain = [c.uncertainty for c in chosen if c.reason == "uncertain"]
     return {
         "judge": judge.id if judge else None,
         "signal": "ensemble" if heads else "margin" if scores else "none",
+        "similarity_power": float(ctx.cfg["similarity_power"]) if scores else 0.0,
+        "uncertainty_power": float(ctx.cfg["uncertainty_power"]) if scores else 0.0,
+        "temperature": round(temperature, 4) if scores else None,
         "pairs": [[c.prompt_id, *c.response_ids, round(c.uncertainty, 4)] for c in chosen],
         "selected": len(chosen),
         "uncertain": len(uncertain),

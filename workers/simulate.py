@@ -51,6 +51,9 @@ class SimConfig:
     max_new_tokens: int = 12
     selection: str = "active"  # "active" (least certain + 25 % random) or "random"
     random_share: float = 0.25
+    # None = the worker default (workers/steps.py)
+    similarity_power: float | None = None
+    uncertainty_power: float | None = None
     seed: int = 0
     rm_epochs: int = 2
     policy_epochs: int = 2
@@ -67,7 +70,12 @@ class SimConfig:
     celery_timeout: float = 600.0
 
     def run_config(self) -> dict[str, Any]:
+        optional = {
+            "similarity_power": self.similarity_power,
+            "uncertainty_power": self.uncertainty_power,
+        }
         return {
+            **{k: v for k, v in optional.items() if v is not None},
             "pairs_per_cycle": self.labels_per_round,
             "prompts_per_cycle": self.train_prompts,
             "random_share": 1.0 if self.selection == "random" else self.random_share,

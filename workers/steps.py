@@ -41,6 +41,10 @@ DEFAULTS: dict[str, Any] = {
     "pairs_per_cycle": 64,  # pairwise tasks created
     "random_share": 0.25,  # share of those pairs drawn at random (unbiased data)
     "pairs_per_prompt": 2,  # at most this many uncertainty-picked pairs per prompt
+    # a pair's informativeness = calibrated RM uncertainty ** uncertainty_power
+    #                            x text similarity of the two responses ** similarity_power
+    "uncertainty_power": 1.0,
+    "similarity_power": 0.0,
     "ensemble_heads": 0,  # > 1: uncertainty = disagreement of this many bootstrap RM heads
     "ensemble_l2": 0.01,  # the bootstrap heads' pull towards the trained head (0.01 measured best)
     "min_win_rate": 0.5,  # promotion rule: win rate vs parent judged by the reward model

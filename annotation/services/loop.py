@@ -39,6 +39,8 @@ CONFIG_KEYS = {
     "pairs_per_cycle",
     "random_share",
     "pairs_per_prompt",
+    "similarity_power",
+    "uncertainty_power",
     "ensemble_heads",
     "ensemble_l2",
     "min_win_rate",

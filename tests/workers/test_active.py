@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 
 import pytest
 
-from workers.active import bald, select_pairs, uncertainty
+from workers.active import bald, select_pairs, similarity, uncertainty
 
 
 def test_uncertainty_is_one_for_a_coin_flip_and_falls_with_the_gap():
@@ -91,3 +92,64 @@ def test_random_selection_ignores_scores_and_heads():
 
     assert [c.response_ids for c in plain] == [c.response_ids for c in with_heads]
     assert {c.reason for c in plain} == {"random"}
+
+
+def test_similarity_is_the_shared_share_of_two_texts():
+    # 2 * matched / total, the measure difflib's ratio approximates, as an independent reference
+    for a, b in [("hello world", "hello wrld!"), ("abc", "xyz"), ("same", "same"), ("", "ab")]:
+        reference = difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+        assert similarity(a, b) == pytest.approx(reference)
+    assert similarity("the cat sat", "the cat sat.") > similarity("the cat sat", "a dog ran")
+
+
+def test_similar_pairs_are_preferred_among_equally_uncertain_ones():
+    # all three pairs are coin flips to the reward model; (1, 2) differs by one character
+    candidates = {1: [1, 2, 3]}
+    scores = dict.fromkeys([1, 2, 3], 0.0)
+    texts = {1: "the sea is blue", 2: "the sea is blue!", 3: "XQ#7 z"}
+
+    kw = {"budget": 3, "random_share": 0.0, "per_prompt": 3, "texts": texts}
+    chosen = select_pairs(candidates, scores, **kw, similarity_power=1.0)
+    unweighted = select_pairs(candidates, scores, **kw)  # similarity_power 0: the default
+
+    assert chosen[0].response_ids == (1, 2)
+    assert chosen[0].uncertainty == pytest.approx(similarity(texts[1], texts[2]))
+    assert [c.uncertainty for c in unweighted] == [1.0, 1.0, 1.0]
+
+
+def test_similarity_does_not_override_a_confident_reward_model():
+    # (1, 2) is a near-copy the reward model is sure of; (3, 4) shares little but is a toss-up
+    candidates = {1: [1, 2], 2: [3, 4]}
+    scores = {1: 0.0, 2: 12.0, 3: 0.0, 4: 0.0}
+    texts = {1: "abcdefgh", 2: "abcdefgX", 3: "abcd", 4: "abXY"}
+
+    chosen = select_pairs(
+        candidates, scores, budget=1, random_share=0.0, texts=texts, similarity_power=1.0
+    )
+
+    assert chosen[0].response_ids == (3, 4)
+
+
+def test_similarity_alone_when_the_margin_is_switched_off():
+    candidates = {1: [1, 2], 2: [3, 4]}
+    scores = {1: 0.0, 2: 12.0, 3: 0.0, 4: 0.0}  # the margin would pick (3, 4)
+    texts = {1: "abcdefgh", 2: "abcdefgX", 3: "abcd", 4: "abXY"}
+
+    chosen = select_pairs(
+        candidates, scores, budget=2, random_share=0.0, texts=texts,
+        similarity_power=1.0, uncertainty_power=0.0,
+    )  # fmt: skip
+
+    assert [c.response_ids for c in chosen] == [(1, 2), (3, 4)]
+    assert chosen[0].uncertainty == pytest.approx(similarity("abcdefgh", "abcdefgX"))
+
+
+def test_two_copies_of_one_text_are_never_paired():
+    candidates = {1: [1, 2, 3]}
+    texts = {1: "same", 2: "same", 3: "other"}
+
+    for scores, share in [(dict.fromkeys([1, 2, 3], 0.0), 0.0), (None, 1.0)]:
+        chosen = select_pairs(
+            candidates, scores, budget=3, random_share=share, per_prompt=3, texts=texts
+        )
+        assert sorted(c.response_ids for c in chosen) == [(1, 3), (2, 3)]

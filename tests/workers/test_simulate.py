@@ -35,6 +35,15 @@ def test_simulated_loop_raises_hidden_score(tmp_path, settings):
     assert reports[-1].hidden_score > reports[0].hidden_score + 0.02
     assert max(r.hidden_score for r in reports[1:]) > reports[0].hidden_score
     assert all(r.rm_accuracy is not None for r in reports[1:])
+    # every reward model is calibrated on its held-out pairs; selection reads the softened margin
+    rms = models.ModelVersion.objects.filter(kind="reward", status="ready")
+    temperatures = [v.metrics.get("eval/temperature") for v in rms.order_by("id")]
+    assert temperatures[0] is None  # 4 held-out pairs: too few to fit one
+    assert len(temperatures) == 3
+    assert all(t > 0 for t in temperatures[1:])
+    selects = models.RunStep.objects.filter(name="select").order_by("id")
+    assert [s.result["signal"] for s in selects] == ["none", "margin", "margin", "margin"]
+    assert all(s.result["temperature"] >= 1.0 for s in selects[1:])
 
 
 @pytest.mark.django_db(transaction=True)

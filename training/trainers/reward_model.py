@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from training.batching import pad_sequences
+from training.calibration import fit_temperature
 from training.config import RewardConfig
 from training.loop import ProgressCallback, RunResult, fit, init_distributed, seed_everything
 from training.losses import bradley_terry_loss
@@ -35,6 +36,8 @@ from training.records import PreferencePair
 from training.tokenize import EncodedPair, Encoder, classifier_ids, encode_pairs, n_special_tokens
 from training.trainers.common import load_splits, metadata, save_final
 
+# Fewer held-out pairs than this fit no calibration temperature (it would be noise).
+MIN_CALIBRATION_PAIRS = 8
 # Parameter names of the scalar head in transformers' sequence classifiers (BERT-like, decoders).
 HEAD_PREFIXES = ("classifier", "score")
 
@@ -116,8 +119,8 @@ def train_step(
 
 @torch.no_grad()
 def evaluate(state: State, model: Any) -> dict[str, float]:
-    """Held-out pairwise accuracy (``accuracy`` = ``rewards/accuracies``), loss, rewards and the
-    rewards' correlation with response length."""
+    """Held-out pairwise accuracy (``accuracy`` = ``rewards/accuracies``), loss, rewards, the
+    rewards' correlation with response length and the margins' calibration ``temperature``."""
     if not state.eval:
         return {}
     model.eval()
@@ -137,6 +140,8 @@ def evaluate(state: State, model: Any) -> dict[str, float]:
     correlation = length_correlation(torch.cat([cat["chosen"], cat["rejected"]]), lengths)
     if correlation is not None:
         metrics["length_correlation"] = correlation
+    if len(order) >= MIN_CALIBRATION_PAIRS:
+        metrics["temperature"] = fit_temperature((cat["chosen"] - cat["rejected"]).tolist())
     return metrics
 
 

@@ -3,11 +3,15 @@
 For each prompt the reward model scores the k candidates; a pair (a, b) is informative when the
 model cannot tell them apart. Under Bradley-Terry the model's belief that a beats b is
 ``p = sigmoid(r_a - r_b)``; the pair's uncertainty is ``1 - |2p - 1|`` (1 = a coin flip, 0 =
-certain). With the responses' texts, the uncertainty is weighted by how much of the two responses
+certain); the caller passes margins already divided by the reward model's calibration
+temperature (``training/calibration.py``), so "certain" means "right on held-out pairs".
+Opt-in (``similarity_power`` > 0), the uncertainty is weighted by how much of the two responses
 is shared (:func:`similarity`): a label on a *minimal pair* says which difference is better, while
 on two unrelated texts it is spread over every token they do not share, and DPO's gradient on the
 tokens both responses share cancels (CLAIR, D'Oosterlinck et al. 2024,
-https://arxiv.org/abs/2408.06266, on minimally contrastive preference pairs).
+https://arxiv.org/abs/2408.06266, on minimally contrastive preference pairs). It is off by
+default: on the simulated loop it measured no better than the margin (docs/loop.md).
+Two candidates with the same text are never paired.
 We take the most informative pairs (at most ``per_prompt`` per prompt, so one prompt cannot
 swallow the budget) and fill ``random_share`` of the budget with pairs drawn uniformly at random
 from the rest, so the labels stay an unbiased sample too (the reward model's blind spots are, by

@@ -232,8 +232,8 @@ def step_select(ctx: Context) -> tuple[dict[str, Any], Any]:
             Models(ctx.cfg["device"]), judge, [(r.prompt.messages, r.text) for r in rows]
         )
         # calibrated margins (training/calibration.py): an RM near chance leaves every pair
-        # uncertain, so the pairs' similarity decides. Only ever softened (T >= 1): a few
-        # dozen held-out pairs can say "overconfident", not reliably "sharper than it looks".
+        # uncertain, so a similarity weight (when on) decides. Only ever softened (T >= 1): a
+        # few dozen held-out pairs can say "overconfident", not reliably "sharper than it looks".
         temperature = max(1.0, float((judge.metrics or {}).get("eval/temperature", 1.0)))
         scores = {r.id: v / temperature for r, v in zip(rows, values, strict=True)}
         if float(ctx.cfg["random_share"]) < 1.0 and int(ctx.cfg["ensemble_heads"]) > 1:

@@ -53,8 +53,13 @@ def bias_section(project_id: int, pw: PairwiseJudgments) -> dict[str, dict]:
     ).values_list("id", "name", "metrics"):
         metrics = metrics or {}
         # Written by training/trainers/reward_model.py on the held-out pairs.
-        corr = metrics.get("eval/length_correlation", metrics.get("length_correlation"))
-        reward.append([mv_id, name, num(corr) if isinstance(corr, int | float) else None])
+        figures = [
+            metrics.get(f"eval/{key}", metrics.get(key))
+            for key in ("length_correlation", "accuracy", "temperature")
+        ]
+        reward.append(
+            [mv_id, name, *(num(v) if isinstance(v, int | float) else None for v in figures)]
+        )
     return {
         "bias": table(
             "Bias monitors (human pairwise A/B choices; expected share 0.5)",
@@ -62,8 +67,9 @@ def bias_section(project_id: int, pw: PairwiseJudgments) -> dict[str, dict]:
             rows,
         ),
         "reward_length": table(
-            "Reward models: correlation of scores with response length",
-            ["model_version_id", "model_version", "length_correlation"],
+            "Reward models on their held-out pairs: correlation of scores with response length, "
+            "accuracy, calibration temperature (> 1: overconfident)",
+            ["model_version_id", "model_version", "length_correlation", "accuracy", "temperature"],
             reward,
         ),
     }

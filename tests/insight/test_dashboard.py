@@ -301,14 +301,18 @@ def test_reward_model_length_correlation_from_training_metrics(project) -> None:
             project=project, name=name, kind=ModelKind.REWARD, trainer="rm", metrics=metrics
         )
         for name, metrics in [
-            ("rm-v1", {"eval/length_correlation": 0.42, "eval/accuracy": 0.7}),
+            (
+                "rm-v1",
+                {"eval/length_correlation": 0.42, "eval/accuracy": 0.7, "eval/temperature": 3.5},
+            ),
             ("rm-v2", {"eval/accuracy": 0.6}),  # too few held-out pairs: no figure
         ]
     ]
     make_pairwise_tasks(project, 2)
     table = insight_refresh(project.id)["tables"]["reward_length"]
-    rows = {r[0]: r[2] for r in table["rows"]}
-    assert rows == {made[0].id: 0.42, made[1].id: None}
+    rows = {r[0]: r[2:] for r in table["rows"]}
+    assert table["columns"][2:] == ["length_correlation", "accuracy", "temperature"]
+    assert rows == {made[0].id: [0.42, 0.7, 3.5], made[1].id: [None, 0.6, None]}
 
 
 @pytest.mark.django_db

@@ -86,17 +86,17 @@ def select_pairs(
         raise ValueError(f"random_share must be in [0, 1], got {random_share}")
     rng = random.Random(seed)
 
-    def informativeness(a: int, b: int) -> float:
+    def informativeness(a: int, b: int) -> float:  # only asked with scores
         if heads:
             value = bald([ha - hb for ha, hb in zip(heads[a], heads[b], strict=True)])
         else:
-            value = uncertainty(scores[a], scores[b]) ** uncertainty_power if scores else 1.0
+            value = uncertainty(scores[a], scores[b]) ** uncertainty_power
         if texts and similarity_power:
             value *= similarity(texts[a], texts[b]) ** similarity_power
         return value
 
     pool = [
-        PairChoice(prompt_id, (a, b), informativeness(a, b), "uncertain")
+        PairChoice(prompt_id, (a, b), informativeness(a, b) if scores else 0.0, "uncertain")
         for prompt_id, ids in sorted(candidates.items())
         for a, b in itertools.combinations(ids, 2)
         if not texts or texts[a] != texts[b]  # two copies of one text: nothing to compare

@@ -44,10 +44,41 @@ def setup_django(tmp: Path) -> None:
     call_command("migrate", verbosity=0)
 
 
+def pretrained_base(args: argparse.Namespace) -> str:
+    """The base pretrained on ``--pretrain-corpus``, built once and cached under var/bench/bases
+    by corpus, steps and seed; "" (random weights) without a corpus."""
+    if not args.pretrain_corpus:
+        return ""
+    import hashlib
+    import shutil
+
+    from training.pretrain import pretrain_tiny_causal_lm, read_corpus
+
+    corpus = Path(args.pretrain_corpus)
+    digest = hashlib.sha256(corpus.read_bytes()).hexdigest()[:12]
+    path = ROOT / "var" / "bench" / "bases" / f"{digest}-{args.pretrain_steps}-{args.pretrain_seed}"
+    if not (path / "pretrain.json").exists():
+        import torch
+
+        torch.set_num_threads(args.threads)
+        partial = path.with_name(path.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        metrics = pretrain_tiny_causal_lm(
+            partial, read_corpus(corpus), steps=args.pretrain_steps, seed=args.pretrain_seed
+        )
+        partial.rename(path)
+        print(f"pretrained the base at {path}: {metrics}", flush=True)
+    return str(path)
+
+
 def run_strategy(selection: str, seed: int, args: argparse.Namespace, tmp: Path) -> list:
     from workers.simulate import SimConfig, Simulation
 
     config = SimConfig(
+        base_model=pretrained_base(args),
+        rule=args.rule or ("lipogram" if args.pretrain_corpus else "lowercase"),
+        max_new_tokens=args.max_new_tokens,
+        policy_learning_rate=args.policy_lr,
         rounds=args.rounds,
         labels_per_round=args.labels_per_round,
         train_prompts=args.train_prompts,
@@ -85,6 +116,22 @@ def main() -> None:
     parser.add_argument("--train-prompts", type=int, default=32)
     parser.add_argument("--eval-prompts", type=int, default=12)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--max-new-tokens", type=int, default=12)
+    parser.add_argument(
+        "--pretrain-corpus",
+        default="",
+        help="start from a tiny model pretrained on this corpus (.jsonl or text; cached); "
+        "default: random weights",
+    )
+    parser.add_argument(
+        "--rule",
+        default="",
+        help="the raters' hidden rule (workers/simulate.py RULES); default: lipogram on a "
+        "pretrained base, lowercase on random weights",
+    )
+    parser.add_argument("--policy-lr", type=float, default=3e-3, help="DPO learning rate")
+    parser.add_argument("--pretrain-steps", type=int, default=1000)
+    parser.add_argument("--pretrain-seed", type=int, default=0)
     parser.add_argument(
         "--similarity-power",
         type=float,
@@ -115,6 +162,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-loop-") as tmpdir:
         tmp = Path(tmpdir)
         setup_django(tmp)
+        pretrained_base(args)  # built once here, before any child process needs it
         results = run_in_processes(args) if args.jobs > 1 else run_seeds(args, tmp)
         if args.save:
             Path(args.save).write_text(json.dumps(results, default=vars))

@@ -1,8 +1,20 @@
 """A simulated closed loop: raters with a hidden preference, the real cycle, the real services.
 
-The raters' *hidden scoring rule* is :func:`hidden_score`: the share of a response's characters
-that are lowercase ASCII letters or spaces (a tiny random byte-level model starts near 0.1, so
-there is room to climb). Each simulated rater prefers the response with the higher hidden score
+The raters' *hidden scoring rule* is one of :data:`RULES` (``SimConfig.rule``):
+
+- ``lowercase`` (the default, :func:`hidden_score`): the share of a response's characters that are
+  lowercase ASCII letters or spaces. A tiny *random* byte-level model starts near 0.1, so there is
+  room to climb; it is the rule for the tests' randomly initialised models. A *pretrained* base
+  already writes mostly lowercase text (about 0.9) and a policy learns to drop capitals and
+  punctuation in one or two rounds, so the rule saturates there.
+- ``lipogram`` (:func:`lipogram_score`): the share of characters that are not the letter "e". It is
+  the rule for a pretrained base (``SimConfig.base_model``, see :mod:`training.pretrain`): the base
+  writes English-like text with about 9 % e's, avoiding the commonest letter takes word choice that
+  a policy learns over several rounds, and a tiny reward model on that base learns a one-byte
+  feature from a few hundred noisy labels (a rule over whole words, tried first, was not learnable:
+  0.56-0.61 held-out accuracy from 96-500 labels).
+
+Each simulated rater prefers the response with the higher hidden score
 but answers the other way with probability ``flip`` (default 0.16). Two raters then agree on a
 pair ``(1 - flip)^2 + flip^2`` = 73 % of the time, the inter-rater agreement reported for real
 preference data (InstructGPT ~73 %, HH-RLHF ~63-77 %). Equal hidden scores are a coin flip.
@@ -39,6 +51,14 @@ def hidden_score(text: str) -> float:
     return sum(ch in HIDDEN_CHARS for ch in text) / len(text) if text else 0.0
 
 
+def lipogram_score(text: str) -> float:
+    """The raters' hidden rule for a pretrained base: share of characters that are not "e"/"E"."""
+    return 1 - text.lower().count("e") / len(text) if text else 0.0
+
+
+RULES: dict[str, Callable[[str], float]] = {"lowercase": hidden_score, "lipogram": lipogram_score}
+
+
 @dataclass(frozen=True)
 class SimConfig:
     rounds: int = 3
@@ -49,6 +69,8 @@ class SimConfig:
     flip: float = 0.16  # a rater's chance to answer against the hidden rule
     k: int = 4  # candidates per prompt
     max_new_tokens: int = 12
+    base_model: str = ""  # a causal LM to start from (e.g. training.pretrain); "" = random tiny
+    rule: str = "lowercase"  # the raters' hidden rule: a key of RULES
     selection: str = "active"  # "active" (least certain + 25 % random) or "random"
     random_share: float = 0.25
     # None = the worker default (workers/steps.py)
@@ -130,6 +152,9 @@ class Simulation:
         self.cfg = config
         self.rng = random.Random(config.seed)
         self.workdir = Path(config.workdir or f"var/simulate/seed-{config.seed}-{config.selection}")
+        if config.rule not in RULES:
+            raise ValueError(f"unknown hidden rule {config.rule!r}; choose from {sorted(RULES)}")
+        self.score = RULES[config.rule]
 
     # ------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -140,7 +165,10 @@ class Simulation:
         from training.tiny import write_tiny_causal_lm
 
         shutil.rmtree(self.workdir, ignore_errors=True)
-        base = write_tiny_causal_lm(self.workdir / "base", seed=self.cfg.seed)
+        if self.cfg.base_model:
+            base = Path(shutil.copytree(self.cfg.base_model, self.workdir / "base"))
+        else:
+            base = write_tiny_causal_lm(self.workdir / "base", seed=self.cfg.seed)
         tag = f"{self.cfg.selection}-{self.cfg.seed}-{time.time_ns() % 10**9}"
         self.project = Project.objects.create(
             name=f"Simulation {tag}",
@@ -200,8 +228,8 @@ class Simulation:
         for prompt, texts in zip(self.eval_messages, self._sample(base, 12, 999), strict=True):
             for i in range(0, len(texts) - 1, 2):
                 a, b = texts[i], texts[i + 1]
-                if hidden_score(a) != hidden_score(b):
-                    better, worse = (a, b) if hidden_score(a) > hidden_score(b) else (b, a)
+                if self.score(a) != self.score(b):
+                    better, worse = (a, b) if self.score(a) > self.score(b) else (b, a)
                     pairs.append((prompt, better, worse))
         return pairs
 
@@ -212,7 +240,7 @@ class Simulation:
         Decided on ids in sorted order, never on the (randomly shuffled) display order, so a
         seeded simulation gives the same judgments in every run."""
         a, b = sorted(texts)
-        sa, sb = hidden_score(texts[a]), hidden_score(texts[b])
+        sa, sb = self.score(texts[a]), self.score(texts[b])
         if sa == sb:
             return (a, b)[self.rng.randrange(2)], True
         right, wrong = (a, b) if sa > sb else (b, a)
@@ -240,7 +268,7 @@ class Simulation:
                 order = claim.assignment.display_order
                 texts = dict(Response.objects.filter(id__in=order).values_list("id", "text"))
                 preferred, right = self._choose(texts)
-                gap = abs(hidden_score(texts[order[0]]) - hidden_score(texts[order[1]]))
+                gap = abs(self.score(texts[order[0]]) - self.score(texts[order[1]]))
                 judgment_submit(
                     assignment_id=claim.assignment.id,
                     rater=rater,
@@ -323,7 +351,7 @@ class Simulation:
             0,
             1.0,
             None,
-            _mean_score(prev),
+            _mean_score(prev, self.score),
             None,
             False,
             time.perf_counter() - t0,
@@ -343,8 +371,8 @@ class Simulation:
                 total,
                 agreement,
                 self.rm_accuracy(),
-                _mean_score(samples),
-                _win_rate(samples, prev),
+                _mean_score(samples, self.score),
+                _win_rate(samples, prev, self.score),
                 bool(run.metrics.get("register", {}).get("promoted")),
                 time.perf_counter() - t0,
                 run.timings,
@@ -355,18 +383,14 @@ class Simulation:
         return reports
 
 
-def _mean_score(samples: list[list[str]]) -> float:
-    flat = [hidden_score(t) for group in samples for t in group]
+def _mean_score(samples: list[list[str]], score: Callable[[str], float]) -> float:
+    flat = [score(t) for group in samples for t in group]
     return sum(flat) / len(flat) if flat else 0.0
 
 
-def _win_rate(new: list[list[str]], old: list[list[str]]) -> float:
+def _win_rate(new: list[list[str]], old: list[list[str]], score: Callable[[str], float]) -> float:
     wins = [
-        1.0
-        if hidden_score(a) > hidden_score(b)
-        else 0.5
-        if hidden_score(a) == hidden_score(b)
-        else 0.0
+        1.0 if score(a) > score(b) else 0.5 if score(a) == score(b) else 0.0
         for ga, gb in zip(new, old, strict=True)
         for a, b in zip(ga, gb, strict=True)
     ]

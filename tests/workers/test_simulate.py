@@ -7,13 +7,24 @@ import math
 import pytest
 
 from annotation import models
-from workers.simulate import SimConfig, Simulation, hidden_score
+from workers.simulate import SimConfig, Simulation, hidden_score, lipogram_score
 
 
 def test_hidden_score_rule():
     assert hidden_score("") == 0.0
     assert hidden_score("ab c") == 1.0
     assert hidden_score("aB1!") == 0.25
+
+
+def test_lipogram_rule():
+    assert lipogram_score("") == 0.0
+    assert lipogram_score("I saw a cat") == 1.0
+    assert lipogram_score("Even") == 0.5
+
+
+def test_unknown_rule_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown hidden rule 'vowels'.*lipogram"):
+        Simulation(SimConfig(rule="vowels", workdir=str(tmp_path)))
 
 
 @pytest.mark.django_db(transaction=True)

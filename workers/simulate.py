@@ -57,6 +57,10 @@ def lipogram_score(text: str) -> float:
 
 
 RULES: dict[str, Callable[[str], float]] = {"lowercase": hidden_score, "lipogram": lipogram_score}
+RULE_DESCRIPTIONS = {
+    "lowercase": "share of lowercase letters and spaces",
+    "lipogram": 'share of characters that are not "e"',
+}
 
 
 @dataclass(frozen=True)

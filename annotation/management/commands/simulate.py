@@ -21,12 +21,35 @@ class Command(BaseCommand):
         parser.add_argument("--flip", type=float, default=0.16, help="Rater noise (0..0.5).")
         parser.add_argument("--workdir", default="", help="Where models are written.")
         parser.add_argument(
+            "--base-model",
+            default="",
+            help="A causal LM folder to start from (e.g. one pretrained with training.pretrain); "
+            "default: a random tiny model.",
+        )
+        parser.add_argument(
+            "--rule",
+            default="",
+            help="The raters' hidden rule (lowercase, lipogram); default: lipogram with "
+            "--base-model, lowercase without.",
+        )
+        parser.add_argument("--max-new-tokens", type=int, default=12)
+        parser.add_argument("--policy-lr", type=float, default=3e-3, help="DPO learning rate.")
+        parser.add_argument(
             "--celery", action="store_true", help="Run cycles on a Celery worker, not in-process."
         )
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        from workers.simulate import SimConfig, Simulation
+        from pathlib import Path
 
+        from workers.simulate import RULE_DESCRIPTIONS, RULES, SimConfig, Simulation
+
+        rule = opts["rule"] or ("lipogram" if opts["base_model"] else "lowercase")
+        if rule not in RULES:
+            raise CommandError(f"--rule must be one of {', '.join(sorted(RULES))}, not {rule!r}.")
+        if opts["base_model"] and not (Path(opts["base_model"]) / "config.json").is_file():
+            raise CommandError(f"--base-model {opts['base_model']} holds no config.json.")
+        if not 1 <= opts["max_new_tokens"] <= 256 or opts["policy_lr"] <= 0:
+            raise CommandError("--max-new-tokens must be in 1..256 and --policy-lr > 0.")
         if opts["rounds"] < 1 or opts["labels_per_round"] < 2:
             raise CommandError("--rounds must be >= 1 and --labels-per-round >= 2.")
         if not 0 <= opts["flip"] < 0.5:
@@ -38,11 +61,15 @@ class Command(BaseCommand):
             seed=opts["seed"],
             flip=opts["flip"],
             workdir=opts["workdir"],
+            base_model=opts["base_model"],
+            rule=rule,
+            max_new_tokens=opts["max_new_tokens"],
+            policy_learning_rate=opts["policy_lr"],
             via_celery=opts["celery"],
         )
         agreement = (1 - config.flip) ** 2 + config.flip**2
         self.stdout.write(
-            f"Simulated raters: hidden rule = share of lowercase letters/spaces; "
+            f"Simulated raters: hidden rule = {rule} ({RULE_DESCRIPTIONS[rule]}); "
             f"flip {config.flip} -> expected inter-rater agreement {agreement:.0%}"
         )
         Simulation(config).run(report=lambda r: self.stdout.write(r.line()))

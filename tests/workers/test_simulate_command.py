@@ -1,0 +1,54 @@
+"""``manage.py simulate`` refuses bad options before touching anything; a given base is copied."""
+
+from __future__ import annotations
+
+import filecmp
+import re
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from annotation import models
+from training.tiny import write_tiny_causal_lm
+from workers.simulate import RULE_DESCRIPTIONS, RULES, SimConfig, Simulation
+
+
+def test_every_rule_is_described():
+    assert set(RULE_DESCRIPTIONS) == set(RULES)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--rule", "vowels"], "--rule must be one of lipogram, lowercase, not 'vowels'"),
+        (["--max-new-tokens", "0"], "--max-new-tokens must be in 1..256"),
+        (["--policy-lr", "0"], "--policy-lr > 0"),
+        (["--flip", "0.5"], "--flip must be in"),
+    ],
+)
+@pytest.mark.django_db
+def test_bad_options_are_refused(argv, message):
+    with pytest.raises(CommandError, match=re.escape(message)):
+        call_command("simulate", *argv)
+    assert not models.Project.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_base_model_without_a_config_is_refused(tmp_path):
+    with pytest.raises(CommandError, match=r"holds no config\.json"):
+        call_command("simulate", "--base-model", str(tmp_path))
+    assert not models.Project.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_simulation_starts_from_a_copy_of_the_given_base(tmp_path):
+    given = write_tiny_causal_lm(tmp_path / "given", seed=7)
+    sim = Simulation(SimConfig(base_model=str(given), rule="lipogram", workdir=str(tmp_path / "w")))
+
+    sim.setup()
+
+    base = Path(sim.project.base_model)
+    assert base == tmp_path / "w" / "base"
+    assert filecmp.cmp(given / "model.safetensors", base / "model.safetensors", shallow=False)
+    assert sim.score("Even") == 0.5  # the lipogram rule

@@ -13,6 +13,14 @@ seeds, and prints:
 It uses a throwaway SQLite database and artifact folder under a temp dir (never your data)::
 
     .venv/bin/python bench/loop.py --rounds 4 --labels-per-round 96 --train-prompts 64 --seeds 0 1 2
+
+On a random-weights tiny model the reward model barely learns, so the published figures start
+from a base pretrained here on the HH-RLHF sample (``training/pretrain.py``; built once and
+cached under var/bench/bases) with the lipogram rule::
+
+    .venv/bin/python bench/loop.py --rounds 4 --labels-per-round 96 --train-prompts 64 \
+        --max-new-tokens 32 --policy-lr 1e-4 --jobs 2 \
+        --pretrain-corpus ../shared/data/hh-rlhf/harmless-sample.jsonl --seeds 32 33 34 35
 """
 
 from __future__ import annotations
@@ -71,12 +79,16 @@ def pretrained_base(args: argparse.Namespace) -> str:
     return str(path)
 
 
+def hidden_rule(args: argparse.Namespace) -> str:
+    return args.rule or ("lipogram" if args.pretrain_corpus else "lowercase")
+
+
 def run_strategy(selection: str, seed: int, args: argparse.Namespace, tmp: Path) -> list:
     from workers.simulate import SimConfig, Simulation
 
     config = SimConfig(
         base_model=pretrained_base(args),
-        rule=args.rule or ("lipogram" if args.pretrain_corpus else "lowercase"),
+        rule=hidden_rule(args),
         max_new_tokens=args.max_new_tokens,
         policy_learning_rate=args.policy_lr,
         rounds=args.rounds,
@@ -224,6 +236,11 @@ def report(results: dict[str, list[list]], args: argparse.Namespace, seconds: fl
     budget = args.rounds * args.labels_per_round
     print(f"\nBudget {budget} judgments per run ({args.rounds} rounds x {args.labels_per_round}),")
     print(f"seeds {args.seeds}; hidden score = mean over seeds. Total wall time {seconds:.0f}s.")
+    base = f"pretrained on {args.pretrain_corpus}" if args.pretrain_corpus else "random weights"
+    print(
+        f"base: tiny GPT-2, {base}; hidden rule {hidden_rule(args)}; {args.max_new_tokens} new "
+        f"tokens; policy learning rate {args.policy_lr:g}"
+    )
     from workers.steps import DEFAULTS
 
     powers = {

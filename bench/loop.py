@@ -54,7 +54,7 @@ def setup_django(tmp: Path) -> None:
 
 def pretrained_base(args: argparse.Namespace) -> str:
     """The base pretrained on ``--pretrain-corpus``, built once and cached under var/bench/bases
-    by corpus, steps and seed; "" (random weights) without a corpus."""
+    by corpus, pretraining code, steps and seed; "" (random weights) without a corpus."""
     if not args.pretrain_corpus:
         return ""
     import hashlib
@@ -63,7 +63,8 @@ def pretrained_base(args: argparse.Namespace) -> str:
     from training.pretrain import pretrain_tiny_causal_lm, read_corpus
 
     corpus = Path(args.pretrain_corpus)
-    digest = hashlib.sha256(corpus.read_bytes()).hexdigest()[:12]
+    code = (ROOT / "training" / "pretrain.py").read_bytes()
+    digest = hashlib.sha256(corpus.read_bytes() + code).hexdigest()[:12]
     path = ROOT / "var" / "bench" / "bases" / f"{digest}-{args.pretrain_steps}-{args.pretrain_seed}"
     if not (path / "pretrain.json").exists():
         import torch

@@ -10,7 +10,6 @@ model that writes English-looking words; random weights write byte noise.
 from __future__ import annotations
 
 import json
-import math
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +36,7 @@ def pretrain_tiny_causal_lm(
     import torch
     from transformers import GPT2LMHeadModel
 
+    from training.loop import cosine_schedule
     from training.tiny import tiny_config, tiny_tokenizer
 
     if block + 1 > n_positions:
@@ -54,13 +54,7 @@ def pretrain_tiny_causal_lm(
     rng = random.Random(seed)
     model = GPT2LMHeadModel(tiny_config(tokenizer, n_positions=n_positions))
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
-    warmup = max(1, steps // 20)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
-
+    factor = cosine_schedule(warmup=max(1, steps // 20), total=steps, min_ratio=0.1)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     model.train()
     losses: list[float] = []

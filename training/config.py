@@ -44,7 +44,7 @@ class TrainConfig:
     output_dir: str = opt("", "Directory the final artifact is written to (atomically).")
     train_file: str = opt("", "JSONL training data (CLI); empty when records are passed in code.")
     eval_file: str = opt("", "JSONL held-out data; empty = hold out `eval_fraction` of train.")
-    eval_fraction: float = opt(0.0, "Fraction of train records held out when no eval_file.")
+    eval_fraction: float = opt(0.0, "Share of train held out (whole prompts) without eval_file.")
     strict_data: bool = opt(True, "Fail on the first malformed JSONL line (else skip + count).")
     seed: int = opt(0, "Seed for data order, dropout and initialisation.")
     learning_rate: float = opt(5e-5, "Peak AdamW learning rate.")

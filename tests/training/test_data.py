@@ -17,6 +17,7 @@ from training.records import (
 )
 from training.tiny import tiny_tokenizer
 from training.tokenize import Encoder, encode_pairs, encode_unpaired, plain_format
+from training.trainers.common import hold_out_prompts
 
 HH = Path(__file__).resolve().parents[3] / "shared" / "data" / "hh-rlhf" / "harmless-sample.jsonl"
 
@@ -183,3 +184,23 @@ def test_token_budget_chunks() -> None:
     assert token_chunks([0, 1, 2, 3, 4], costs, 20) == [[0, 1], [2, 3, 4]]
     assert token_chunks([5, 0], costs, 20) == [[5], [0]]  # an over-budget item stands alone
     assert token_chunks([0, 1, 2], costs, 0) == [[0, 1, 2]]
+
+
+def test_held_out_split_keeps_each_prompt_on_one_side() -> None:
+    # 20 prompts with 1-4 pairs each; chat prompts too, which are not hashable as loaded.
+    records = [
+        PreferencePair([{"role": "user", "content": f"q{p}"}] if p % 2 else f"q{p}", f"a{i}", "b")
+        for p in range(20)
+        for i in range(1 + p % 4)
+    ]
+    train, held = hold_out_prompts(records, 0.25, seed=3)
+    assert sorted(map(repr, train + held)) == sorted(map(repr, records))
+    assert not {repr(r.prompt) for r in train} & {repr(r.prompt) for r in held}
+    assert int(0.25 * len(records)) <= len(held) < int(0.25 * len(records)) + 4
+    assert hold_out_prompts(records, 0.25, seed=3) == (train, held)
+    assert hold_out_prompts(records, 0.25, seed=4) != (train, held)
+
+
+def test_held_out_split_never_takes_the_last_prompt() -> None:
+    records = [PreferencePair("only prompt", f"a{i}", "b") for i in range(10)]
+    assert hold_out_prompts(records, 0.5, seed=0) == (records, [])

@@ -31,9 +31,15 @@ def test_unknown_rule_is_refused(tmp_path):
 def test_simulated_loop_raises_hidden_score(tmp_path, settings):
     settings.LOOP_ARTIFACTS_DIR = tmp_path / "artifacts"
     config = SimConfig(
-        rounds=3, labels_per_round=40, train_prompts=16, eval_prompts=8, seed=0,
-        rm_pairs_prompts=16, eval_samples=6, workdir=str(tmp_path / "sim"),
-    )  # fmt: skip
+        rounds=3,
+        labels_per_round=40,
+        train_prompts=16,
+        eval_prompts=8,
+        seed=0,
+        rm_pairs_prompts=0,
+        eval_samples=6,
+        workdir=str(tmp_path / "sim"),
+    )  # fmt: skip; a random-weights reward model is at chance, its DPO pairs would be noise
     lines: list[str] = []
 
     reports = Simulation(config).run(report=lambda r: lines.extend([r.line(), r.timing_line()]))
@@ -77,3 +83,36 @@ def test_ensemble_selection_runs_in_the_cycle(tmp_path, settings, monkeypatch):
         assert step.result["uncertain"] == 18  # 24 pairs, 25 % random
         assert all(0.0 <= u <= math.log(2) for u in uncertain)
         assert uncertain == sorted(uncertain, reverse=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reward_model_pairs_join_dpo(tmp_path, settings, monkeypatch):
+    """``rm_pairs_prompts``: the parent's best and worst sample by reward become a DPO pair."""
+    from workers import candidates
+
+    settings.LOOP_ARTIFACTS_DIR = tmp_path / "artifacts"
+    made: list = []
+
+    def rm_pairs(ctx, parent):
+        made.extend(real_rm_pairs(ctx, parent))
+        return made
+
+    real_rm_pairs = candidates.rm_pairs
+    monkeypatch.setattr(candidates, "rm_pairs", rm_pairs)
+
+    # a judge whose order is known
+    def reward(text):
+        return sum(map(ord, text))
+
+    monkeypatch.setattr(candidates, "scores_for", lambda m, j, items: [reward(t) for _, t in items])
+    config = SimConfig(
+        rounds=1, labels_per_round=20, train_prompts=10, eval_prompts=2, seed=2,
+        rm_pairs_prompts=6, eval_samples=2, workdir=str(tmp_path / "sim"),
+    )  # fmt: skip
+
+    Simulation(config).run()
+
+    assert 3 <= len(made) <= 6  # prompts whose samples are all alike give no pair
+    assert all(reward(p.chosen) > reward(p.rejected) for p in made)
+    policy = models.RunStep.objects.filter(name="policy").order_by("id").last()
+    assert policy.result["dpo/records"] == 20 + len(made)

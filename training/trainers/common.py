@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +24,7 @@ def load_splits(
 ) -> tuple[list[Any], list[Any], dict[str, int]]:
     """Train and eval records, from memory or ``config.train_file``/``eval_file``, with counts.
 
-    Without eval records, ``eval_fraction`` of train (a seeded random subset) is held out.
+    Without eval records, about ``eval_fraction`` of train is held out, whole prompts at a time.
     """
     counts: dict[str, int] = {}
     if train_records is None:
@@ -40,12 +41,7 @@ def load_splits(
     elif eval_records is not None:
         evals = filter_records(eval_records)
     elif config.eval_fraction > 0:
-        order = list(range(len(train)))
-        random.Random(config.seed).shuffle(order)
-        n_eval = max(1, int(len(train) * config.eval_fraction))
-        held = set(order[:n_eval])
-        evals = [r for i, r in enumerate(train) if i in held]
-        train = [r for i, r in enumerate(train) if i not in held]
+        train, evals = hold_out_prompts(train, config.eval_fraction, config.seed)
     else:
         evals = []
     counts["train_records"] = len(train)
@@ -53,6 +49,29 @@ def load_splits(
     if not train:
         raise ValueError("no usable training records (all were skipped or none given)")
     return train, evals, counts
+
+
+def hold_out_prompts(
+    records: Sequence[Any], fraction: float, seed: int
+) -> tuple[list[Any], list[Any]]:
+    """(train, held out): a seeded random set of prompts whose records make up about ``fraction``.
+
+    Whole prompts, never some of one prompt's records: the pairs of one prompt share responses,
+    so a split by record lets held-out accuracy (and the calibration fitted on it) see training
+    text. At least one prompt always stays in train, so one prompt alone holds nothing out.
+    """
+    groups: dict[str, list[int]] = {}
+    for i, record in enumerate(records):
+        groups.setdefault(json.dumps(record.prompt, sort_keys=True), []).append(i)
+    keys = sorted(groups)
+    random.Random(seed).shuffle(keys)
+    wanted, held = max(1, int(len(records) * fraction)), set()
+    for key in keys[:-1]:
+        if len(held) >= wanted:
+            break
+        held.update(groups[key])
+    train = [r for i, r in enumerate(records) if i not in held]
+    return train, [r for i, r in enumerate(records) if i in held]
 
 
 def metadata(

@@ -54,21 +54,24 @@ def setup_django(tmp: Path) -> None:
 
 def pretrained_base(args: argparse.Namespace) -> str:
     """The base pretrained on ``--pretrain-corpus``, built once and cached under var/bench/bases
-    by corpus, pretraining code, steps and seed; "" (random weights) without a corpus."""
+    by corpus, pretraining code, torch and transformers versions (the same code builds another
+    base under other versions), steps and seed; "" (random weights) without a corpus."""
     if not args.pretrain_corpus:
         return ""
     import hashlib
     import shutil
 
+    import torch
+    import transformers
+
     from training.pretrain import pretrain_tiny_causal_lm, read_corpus
 
     corpus = Path(args.pretrain_corpus)
     code = (ROOT / "training" / "pretrain.py").read_bytes()
-    digest = hashlib.sha256(corpus.read_bytes() + code).hexdigest()[:12]
+    versions = f"torch {torch.__version__} transformers {transformers.__version__}".encode()
+    digest = hashlib.sha256(corpus.read_bytes() + code + versions).hexdigest()[:12]
     path = ROOT / "var" / "bench" / "bases" / f"{digest}-{args.pretrain_steps}-{args.pretrain_seed}"
     if not (path / "pretrain.json").exists():
-        import torch
-
         torch.set_num_threads(args.threads)
         partial = path.with_name(path.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)

@@ -30,16 +30,11 @@ def test_unknown_rule_is_refused(tmp_path):
 @pytest.mark.django_db(transaction=True)
 def test_simulated_loop_raises_hidden_score(tmp_path, settings):
     settings.LOOP_ARTIFACTS_DIR = tmp_path / "artifacts"
+    # no reward-model DPO pairs: a random-weights reward model is at chance, its pairs are noise
     config = SimConfig(
-        rounds=3,
-        labels_per_round=40,
-        train_prompts=16,
-        eval_prompts=8,
-        seed=0,
-        rm_pairs_prompts=0,
-        eval_samples=6,
-        workdir=str(tmp_path / "sim"),
-    )  # fmt: skip; a random-weights reward model is at chance, its DPO pairs would be noise
+        rounds=3, labels_per_round=40, train_prompts=16, eval_prompts=8, seed=0,
+        rm_pairs_prompts=0, eval_samples=6, workdir=str(tmp_path / "sim"),
+    )  # fmt: skip
     lines: list[str] = []
 
     reports = Simulation(config).run(report=lambda r: lines.extend([r.line(), r.timing_line()]))
@@ -94,8 +89,9 @@ def test_reward_model_pairs_join_dpo(tmp_path, settings, monkeypatch):
     made: list = []
 
     def rm_pairs(ctx, parent):
-        made.extend(real_rm_pairs(ctx, parent))
-        return made
+        pairs = real_rm_pairs(ctx, parent)
+        made.extend(pairs)
+        return pairs
 
     real_rm_pairs = candidates.rm_pairs
     monkeypatch.setattr(candidates, "rm_pairs", rm_pairs)

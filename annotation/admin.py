@@ -1,6 +1,9 @@
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from annotation import models
+from annotation.services.projects import membership_remove
 
 
 @admin.register(models.Project)
@@ -11,9 +14,19 @@ class ProjectAdmin(admin.ModelAdmin):
 
 @admin.register(models.Membership)
 class MembershipAdmin(admin.ModelAdmin):
+    """Deleting a membership here goes through the service, so the user's leases end too. Site
+    admins may remove a project's last admin (they can manage every project)."""
+
     list_display = ["id", "project", "user", "role"]
     list_filter = ["role"]
     raw_id_fields = ["project", "user"]
+
+    def delete_model(self, request: HttpRequest, obj: models.Membership) -> None:
+        membership_remove(project=obj.project, user=obj.user, keep_an_admin=False)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[models.Membership]) -> None:
+        for membership in queryset.select_related("project", "user"):
+            membership_remove(project=membership.project, user=membership.user, keep_an_admin=False)
 
 
 @admin.register(models.Prompt)

@@ -7,7 +7,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet
 
 from annotation.errors import NotFound, PermissionDenied
-from annotation.models import Membership, Project, Role
+from annotation.models import Membership, Project, RaterExclusion, Role
 from annotation.precompiled import membership_project
 
 MANAGER_ROLES = (Role.MANAGER, Role.ADMIN)
@@ -62,3 +62,43 @@ def is_manager(*, project: Project, user: UserLike) -> bool:
         return True
     membership = membership_get(project=project, user=user)
     return membership is not None and membership.role in MANAGER_ROLES
+
+
+def is_current_member(*, project_id: int, user: UserLike) -> bool:
+    """Whether the user belongs to the project right now (superusers belong to every project)."""
+    if getattr(user, "is_superuser", False):
+        return True
+    return user.is_authenticated and (
+        Membership.objects.filter(project_id=project_id, user_id=user.pk).exists()
+    )
+
+
+def is_excluded(*, project_id: int, rater_id: int) -> bool:
+    """Whether a manager has excluded this rater from the project (a live exclusion)."""
+    return RaterExclusion.objects.filter(
+        project_id=project_id, rater_id=rater_id, lifted_at__isnull=True
+    ).exists()
+
+
+EXCLUDED_MESSAGE = (
+    "A manager has excluded you from labeling this project: you cannot take or answer its "
+    "tasks. Your earlier judgments stay readable."
+)
+
+
+def require_labeling_standing(
+    *, project_id: int, rater: UserLike, member: bool | None = None, not_found: str = ""
+) -> None:
+    """The rater may label this project *now*: still a member and not excluded. Row ownership
+    alone is not enough, since a removed member keeps the ids of their leases and judgments.
+
+    NotFound (404) for a former member, as for another project's data; PermissionDenied (403)
+    for an excluded rater. ``member``: what the caller already read of the membership;
+    ``not_found``: the 404's message (the id the caller asked for).
+    """
+    if member is None:
+        member = is_current_member(project_id=project_id, user=rater)
+    if not (member or getattr(rater, "is_superuser", False)):
+        raise NotFound(not_found or f"Project {project_id} not found.")
+    if is_excluded(project_id=project_id, rater_id=rater.pk):
+        raise PermissionDenied(EXCLUDED_MESSAGE)

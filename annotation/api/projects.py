@@ -25,7 +25,12 @@ from annotation.models import Response as ResponseRow
 from annotation.selectors import (
     projects_for_user,
 )
-from annotation.services.projects import membership_set, project_create, project_update
+from annotation.services.projects import (
+    membership_remove,
+    membership_set,
+    project_create,
+    project_update,
+)
 
 
 def _roles(user) -> dict[int, str]:  # type: ignore[no-untyped-def]
@@ -92,6 +97,23 @@ class MemberListApi(APIView):
             raise ValidationFailed("No user with that username.", field="username")
         membership = membership_set(project=project, user=user, role=data.validated_data["role"])
         return Response(MemberOut(membership).data)
+
+
+class MemberDetailApi(APIView):
+    @extend_schema(
+        request=None,
+        responses={204: None},
+        summary="Remove a member (managers)",
+        description="Their live leases end at once and every route of the project answers them "
+        "404 from then on; their judgments stay. 409 for the project's last admin.",
+    )
+    def delete(self, request: Request, project_id: int, username: str) -> Response:
+        project = scoped_manager_project(request, project_id)
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise NotFound(f"{username} is not a member of this project.")
+        membership_remove(project=project, user=user)
+        return Response(status=204)
 
 
 class PromptListApi(APIView):

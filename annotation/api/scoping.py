@@ -4,6 +4,10 @@ DRF runs permission checks in ``APIView.initial``, before it looks up the handle
 method, so a rater of project 1 asking anything (any method, even one the view does not support)
 about project 2, or about another rater's assignment or judgment, gets the same 404 as for an id
 that does not exist: another project's data is invisible, not forbidden.
+
+Membership is read on every request, never remembered: a member removed from a project keeps
+the ids of their leases and judgments, and those routes answer 404 to them as well (the
+services check the rater's standing for the methods the views have).
 """
 
 from __future__ import annotations
@@ -33,10 +37,7 @@ class ProjectScopePermission(BasePermission):
             # The handler scopes assignments and judgments by their owner itself (404 too);
             # only methods the view lacks need the check here, to answer 404 rather than 405.
             return True
-        if (
-            "assignment_id" in kwargs
-            and not Assignment.objects.filter(id=kwargs["assignment_id"], rater=user).exists()
-        ):
+        if "assignment_id" in kwargs and not _assignment_visible(kwargs["assignment_id"], user):
             raise NotFound(f"Assignment {kwargs['assignment_id']} not found.")
         if "judgment_id" in kwargs and not _judgment_visible(kwargs["judgment_id"], user):
             raise NotFound(f"Judgment {kwargs['judgment_id']} not found.")
@@ -56,11 +57,23 @@ def scoped_manager_project(request: Request, project_id: int) -> Any:
     return require_manager(*scoped_project(request, project_id))
 
 
+def _assignment_visible(assignment_id: int, user: Any) -> bool:
+    """The caller's own assignment in a project they still belong to."""
+    rows = Assignment.objects.filter(id=assignment_id, rater=user)
+    if not user.is_superuser:
+        rows = rows.filter(project__memberships__user=user)
+    return rows.exists()
+
+
 def _judgment_visible(judgment_id: int, user: Any) -> bool:
+    """The caller's own judgment, or any judgment of a project they manage, in a project they
+    still belong to (membership is read now: a former member keeps the ids)."""
     if user.is_superuser:
         return Judgment.objects.filter(id=judgment_id).exists()
     return (
-        Judgment.objects.filter(id=judgment_id, rater=user).exists()
+        Judgment.objects.filter(
+            id=judgment_id, rater=user, project__memberships__user=user
+        ).exists()
         or Judgment.objects.filter(
             id=judgment_id,
             project__memberships__user=user,

@@ -9,6 +9,11 @@ urlpatterns = [
         "projects/<int:project_id>/members/", projects.MemberListApi.as_view(), name="api-members"
     ),
     path(
+        "projects/<int:project_id>/members/<str:username>/",
+        projects.MemberDetailApi.as_view(),
+        name="api-member",
+    ),
+    path(
         "projects/<int:project_id>/prompts/", projects.PromptListApi.as_view(), name="api-prompts"
     ),
     path(
@@ -23,6 +28,11 @@ urlpatterns = [
         name="api-task",
     ),
     path("projects/<int:project_id>/import/", imports.ImportApi.as_view(), name="api-import"),
+    path(
+        "projects/<int:project_id>/imports/<int:job_id>/",
+        imports.ImportJobDetailApi.as_view(),
+        name="api-import-job",
+    ),
     path("projects/<int:project_id>/next/", labeling.NextTaskApi.as_view(), name="api-next"),
     path(
         "projects/<int:project_id>/judgments/",

@@ -22,14 +22,20 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
-from annotation.errors import Conflict, NoTaskAvailable, NotFound, ValidationFailed
+from annotation.errors import (
+    Conflict,
+    NoTaskAvailable,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
 from annotation.models import (
     Assignment,
     AssignmentStatus,
@@ -40,6 +46,7 @@ from annotation.models import (
     TaskStatus,
 )
 from annotation.precompiled import has_expired_leases
+from annotation.selectors import EXCLUDED_MESSAGE, is_excluded, require_labeling_standing
 from annotation.services import pg_statements
 
 EXPIRE_BATCH = 50
@@ -73,13 +80,37 @@ def assignment_expire_stale(*, project_id: int | None = None, limit: int = EXPIR
         )
         if not rows:
             return 0
-        Assignment.objects.filter(id__in=[r[0] for r in rows]).update(
-            status=AssignmentStatus.EXPIRED, finished_at=now
-        )
-        for task_id in sorted(r[1] for r in rows):
-            Task.objects.filter(id=task_id, slots_taken__gt=0).update(
-                slots_taken=F("slots_taken") - 1
+        _end_leases(rows, now=now)
+    return len(rows)
+
+
+def _end_leases(rows: list[tuple[int, int]], *, now: datetime) -> None:
+    """Mark these (assignment id, task id) leases expired and give their slots back. The caller
+    holds the assignment rows' locks; tasks are updated in id order (no deadlock between two
+    callers)."""
+    Assignment.objects.filter(id__in=[r[0] for r in rows]).update(
+        status=AssignmentStatus.EXPIRED, finished_at=now
+    )
+    for task_id in sorted(r[1] for r in rows):
+        Task.objects.filter(id=task_id, slots_taken__gt=0).update(slots_taken=F("slots_taken") - 1)
+
+
+def assignment_release_for_rater(*, project_id: int, rater_id: int) -> int:
+    """End every live lease the rater holds in the project and return their slots, so tasks a
+    removed or excluded rater held go to others now, not when the leases run out. Locks the
+    rater's active assignment rows, then their tasks (the order of submit, skip and expiry).
+    Returns how many leases ended. Runs inside the caller's transaction when there is one."""
+    with transaction.atomic():
+        rows = list(
+            Assignment.objects.filter(
+                project_id=project_id, rater_id=rater_id, status=AssignmentStatus.ACTIVE
             )
+            .select_for_update()
+            .order_by("id")
+            .values_list("id", "task_id")
+        )
+        if rows:
+            _end_leases(rows, now=timezone.now())
     return len(rows)
 
 
@@ -150,7 +181,8 @@ def assignment_claim_next(
     Without ``prefetch`` a rater who already holds a live lease gets it back (resume). With
     ``prefetch`` the rater may hold one more lease, so a client can load the next task while the
     current one is on screen. Locks: the chosen task row (FOR UPDATE SKIP LOCKED). Raises
-    NoTaskAvailable when nothing is left for this rater.
+    NoTaskAvailable when nothing is left for this rater, PermissionDenied when a manager has
+    excluded them. The caller has checked that the rater is a member (project scoping).
     """
     assignment_expire_stale(project_id=project.id)
     roll = _rng.random() if gold_roll is None else gold_roll
@@ -163,6 +195,8 @@ def assignment_claim_next(
                 project=project, rater=rater, want_gold=want_gold, max_held=max_held
             )
         else:
+            if is_excluded(project_id=project.id, rater_id=rater.id):
+                raise PermissionDenied(EXCLUDED_MESSAGE)
             live = _live_assignments(project=project, rater=rater)
             claim = None
             if len(live) < max_held:
@@ -177,6 +211,9 @@ def assignment_claim_next(
     if claim is not None:
         return claim
     if live is None:
+        # The statement claims nothing for an excluded rater; say why rather than "none left".
+        if is_excluded(project_id=project.id, rater_id=rater.id):
+            raise PermissionDenied(EXCLUDED_MESSAGE)
         live = _live_assignments(project=project, rater=rater)
     if len(live) >= max_held:
         return Claim(assignment=live[-1] if prefetch else live[0], resumed=True)
@@ -232,12 +269,17 @@ def _claim_in_one_statement(
 
 
 def assignment_get_for_rater(*, assignment_id: int, rater: User) -> Assignment:
+    """The rater's own assignment, while they may still label its project (404 for a former
+    member, 403 for an excluded rater)."""
+    missing = f"Assignment {assignment_id} not found."
     try:
-        return Assignment.objects.select_related("task", "project").get(
+        assignment = Assignment.objects.select_related("task", "project").get(
             id=assignment_id, rater=rater
         )
     except Assignment.DoesNotExist:
-        raise NotFound(f"Assignment {assignment_id} not found.") from None
+        raise NotFound(missing) from None
+    require_labeling_standing(project_id=assignment.project_id, rater=rater, not_found=missing)
+    return assignment
 
 
 def assignment_skip(*, assignment_id: int, rater: User, reason: str) -> Assignment:

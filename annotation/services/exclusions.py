@@ -1,4 +1,5 @@
-"""A manager leaves a rater's judgments out of training, and can take that back.
+"""A manager leaves a rater's judgments out of training and stops them labeling, and can take
+that back.
 
 Each decision is a :class:`RaterExclusion` row; restoring stamps ``lifted_at``/``lifted_by`` on it
 instead of deleting it, so the history of who excluded whom, when and why stays on record. The
@@ -13,6 +14,7 @@ from django.utils import timezone
 
 from annotation.errors import Conflict, NotFound, ValidationFailed
 from annotation.models import Membership, Project, RaterExclusion
+from annotation.services.assignment import assignment_release_for_rater
 
 MAX_REASON_CHARS = 500
 
@@ -23,8 +25,10 @@ def _check_member(*, project: Project, rater_id: int) -> None:
 
 
 def rater_exclude(*, project: Project, rater_id: int, by: User, reason: str = "") -> RaterExclusion:
-    """Record a live exclusion. Locks nothing: the partial unique constraint makes two concurrent
-    exclusions of the same rater end in one row and one Conflict."""
+    """Record a live exclusion and end the rater's live leases (their slots go back to the
+    queue; an excluded rater takes and answers no more tasks until restored). The partial unique
+    constraint makes two concurrent exclusions of the same rater end in one row and one
+    Conflict; the rater's active assignment rows are locked while their leases end."""
     if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS:
         raise ValidationFailed(
             f"reason must be text of at most {MAX_REASON_CHARS} characters.", field="reason"
@@ -32,9 +36,11 @@ def rater_exclude(*, project: Project, rater_id: int, by: User, reason: str = ""
     _check_member(project=project, rater_id=rater_id)
     try:
         with transaction.atomic():
-            return RaterExclusion.objects.create(
+            exclusion = RaterExclusion.objects.create(
                 project=project, rater_id=rater_id, excluded_by=by, reason=reason
             )
+            assignment_release_for_rater(project_id=project.id, rater_id=rater_id)
+            return exclusion
     except IntegrityError:
         raise Conflict(f"Rater {rater_id} is already excluded from training.") from None
 

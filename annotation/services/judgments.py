@@ -36,6 +36,7 @@ from annotation.models import (
     TaskStatus,
 )
 from annotation.payloads import CleanJudgment, validate_payload
+from annotation.selectors import is_current_member, require_labeling_standing
 from annotation.services import pg_statements
 
 MAX_IDEMPOTENCY_KEY = 200
@@ -142,15 +143,18 @@ def judgment_submit(
         )
         if stored is not None:
             return stored
-    earlier = _replay(rater=rater, key=key, fingerprint=fingerprint)
-    if earlier is not None:
-        return SubmitResult(judgment=earlier, created=False)
+    missing = f"Assignment {assignment_id} not found."
     try:
         assignment = Assignment.objects.select_related("task", "project").get(
             id=assignment_id, rater=rater
         )
     except Assignment.DoesNotExist:
-        raise NotFound(f"Assignment {assignment_id} not found.") from None
+        raise NotFound(missing) from None
+    # Standing before replay: a former member's retry must not read back their judgment.
+    require_labeling_standing(project_id=assignment.project_id, rater=rater, not_found=missing)
+    earlier = _replay(rater=rater, key=key, fingerprint=fingerprint)
+    if earlier is not None:
+        return SubmitResult(judgment=earlier, created=False)
     clean = validate_payload(
         kind=assignment.task.kind,
         raw=body,
@@ -177,8 +181,13 @@ def _submit_in_one_statement(
     """The common submit in two statements (read the lease, then write everything); None hands
     the request to the ORM path (not a live lease, a demonstration, a replayed or reused key)."""
     context = pg_statements.submit_context(assignment_id=assignment_id, rater_id=rater.id)
+    missing = f"Assignment {assignment_id} not found."
     if context is None:
-        raise NotFound(f"Assignment {assignment_id} not found.")
+        raise NotFound(missing)
+    if not context.is_member or context.is_excluded:
+        require_labeling_standing(
+            project_id=context.project_id, rater=rater, member=context.is_member, not_found=missing
+        )
     if context.status != AssignmentStatus.ACTIVE or context.kind == TaskKind.DEMONSTRATION:
         return None
     try:
@@ -283,10 +292,18 @@ def _store(
 
 
 def judgment_get_for_rater(*, judgment_id: int, rater: User) -> Judgment:
+    """The rater's own judgment while they still belong to its project (an excluded rater may
+    read it; a former member gets 404)."""
+    missing = f"Judgment {judgment_id} not found."
     try:
-        return Judgment.objects.select_related("task", "project").get(id=judgment_id, rater=rater)
+        judgment = Judgment.objects.select_related("task", "project").get(
+            id=judgment_id, rater=rater
+        )
     except Judgment.DoesNotExist:
-        raise NotFound(f"Judgment {judgment_id} not found.") from None
+        raise NotFound(missing) from None
+    if not is_current_member(project_id=judgment.project_id, user=rater):
+        raise NotFound(missing)
+    return judgment
 
 
 def judgment_revise(
@@ -299,13 +316,15 @@ def judgment_revise(
     """Write a new revision of the rater's current judgment; the old row is kept.
 
     Locks the current judgment row (a stale revision of an already revised judgment is a 409).
+    Only while the rater may label the project (404 for a former member, 403 when excluded).
     """
     key = _check_key(idempotency_key)
     fingerprint = request_fingerprint(target=f"judgment:{judgment_id}", body=body)
+    old = judgment_get_for_rater(judgment_id=judgment_id, rater=rater)
+    require_labeling_standing(project_id=old.project_id, rater=rater, member=True)
     earlier = _replay(rater=rater, key=key, fingerprint=fingerprint)
     if earlier is not None:
         return SubmitResult(judgment=earlier, created=False)
-    old = judgment_get_for_rater(judgment_id=judgment_id, rater=rater)
     clean = validate_payload(
         kind=old.kind,
         raw=body,

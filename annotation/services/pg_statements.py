@@ -24,21 +24,27 @@ from django.db import connection, transaction
 from annotation.precompiled import fetch_one
 
 # A claim of the best open task this rater has not seen, unless they already hold
-# ``max_held`` live leases (checked once, as an InitPlan). ``{task_filter}`` and ``{order}`` are
-# constants below, never user input: the open-task variant must spell out the claim index's
-# predicate (status = 'open' AND NOT is_gold) so that the planner walks that index.
+# ``max_held`` live leases or a manager has excluded them (each checked once, as an InitPlan).
+# ``{task_filter}`` and ``{order}`` are constants below, never user input: the open-task variant
+# must spell out the claim index's predicate (status = 'open' AND NOT is_gold) so that the
+# planner walks that index.
 _CLAIM = """
 WITH held AS (
     SELECT count(*) AS n FROM annotation_assignment
     WHERE rater_id = %(rater)s AND project_id = %(project)s AND status = 'active'
       AND expires_at >= %(now)s
+), barred AS (
+    SELECT EXISTS (
+        SELECT 1 FROM annotation_raterexclusion e
+        WHERE e.project_id = %(project)s AND e.rater_id = %(rater)s AND e.lifted_at IS NULL
+    ) AS yes
 ), picked AS (
     SELECT t.id FROM annotation_task t
     WHERE t.project_id = %(project)s AND t.status = 'open' AND {task_filter}
       AND NOT EXISTS (
           SELECT 1 FROM annotation_assignment a WHERE a.task_id = t.id AND a.rater_id = %(rater)s
       )
-      AND (SELECT n FROM held) < %(max_held)s
+      AND (SELECT n FROM held) < %(max_held)s AND NOT (SELECT yes FROM barred)
     ORDER BY {order}
     LIMIT 1
     FOR UPDATE OF t SKIP LOCKED
@@ -72,8 +78,14 @@ CLAIM_OPEN = _CLAIM.format(
 # Gold tasks are shown to every rater once; they have no overlap limit.
 CLAIM_GOLD = _CLAIM.format(task_filter="t.is_gold", order="t.id")
 
+# The rater's standing is read with the lease: a former member still holds the lease's id.
 SUBMIT_CONTEXT = """
-SELECT a.status, a.task_id, a.project_id, a.display_order, t.kind, p.flag_choices
+SELECT a.status, a.task_id, a.project_id, a.display_order, t.kind, p.flag_choices,
+       EXISTS (SELECT 1 FROM annotation_membership m
+               WHERE m.project_id = a.project_id AND m.user_id = a.rater_id),
+       EXISTS (SELECT 1 FROM annotation_raterexclusion e
+               WHERE e.project_id = a.project_id AND e.rater_id = a.rater_id
+                 AND e.lifted_at IS NULL)
 FROM annotation_assignment a
 JOIN annotation_task t ON t.id = a.task_id
 JOIN annotation_project p ON p.id = a.project_id
@@ -132,6 +144,8 @@ class SubmitContext:
     display_order: list[int]
     kind: str
     flag_choices: list[str]
+    is_member: bool
+    is_excluded: bool
 
 
 def _json(value: Any) -> Any:
@@ -187,7 +201,7 @@ def submit_context(*, assignment_id: int, rater_id: int) -> SubmitContext | None
     row = fetch_one(SUBMIT_CONTEXT, (assignment_id, rater_id))
     if row is None:
         return None
-    status, task_id, project_id, order, kind, flags = row
+    status, task_id, project_id, order, kind, flags, is_member, excluded = row
     return SubmitContext(
         status=status,
         task_id=task_id,
@@ -195,6 +209,8 @@ def submit_context(*, assignment_id: int, rater_id: int) -> SubmitContext | None
         display_order=_json(order),
         kind=kind,
         flag_choices=_json(flags),
+        is_member=is_member,
+        is_excluded=excluded,
     )
 
 

@@ -8,8 +8,9 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils.text import slugify
 
-from annotation.errors import Conflict, ValidationFailed
+from annotation.errors import Conflict, NotFound, ValidationFailed
 from annotation.models import Membership, Project, Role, TaskKind
+from annotation.services.assignment import assignment_release_for_rater
 
 TRAINER_NAMES = {"rm", "dpo", "kto", "sft"}
 EDITABLE_FIELDS = {
@@ -97,3 +98,27 @@ def membership_set(*, project: Project, user: User, role: str) -> Membership:
         project=project, user=user, defaults={"role": role}
     )
     return membership
+
+
+def membership_remove(*, project: Project, user: User, keep_an_admin: bool = True) -> int:
+    """Take the user out of the project and end their live leases at once (their slots go back
+    to the queue); their judgments stay. From the next request on every project route, lease
+    and judgment id answers them 404. With ``keep_an_admin`` the last admin cannot be removed
+    (409): someone must be able to manage the project. Locks the membership row (and the
+    project's admin rows when the user is an admin).
+    Returns how many leases ended."""
+    with transaction.atomic():
+        membership = (
+            Membership.objects.select_for_update().filter(project=project, user=user).first()
+        )
+        if membership is None:
+            raise NotFound(f"{user.username} is not a member of this project.")
+        if keep_an_admin and membership.role == Role.ADMIN:
+            admins = Membership.objects.select_for_update().filter(project=project, role=Role.ADMIN)
+            if len(admins) <= 1:
+                raise Conflict(
+                    f"{user.username} is the project's last admin; make another member an "
+                    "admin first."
+                )
+        membership.delete()
+        return assignment_release_for_rater(project_id=project.id, rater_id=user.id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -48,6 +49,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "annotation",
 ]
 
@@ -61,6 +63,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a login refused by the lockout into a 429 (annotation/lockout.py).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -108,6 +112,31 @@ else:
         DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Login throttling (django-axes, annotation/lockout.py). Every credential check (/login/,
+# /admin/login/, /api/token/) calls authenticate(request, ...), whose first backend refuses an
+# account, or an address, that failed LOGIN_FAILURE_LIMIT times within LOGIN_COOLOFF_SECONDS of
+# its last failure. Attempts are rows in the database, shared by every web process.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", 10))
+AXES_COOLOFF_TIME = timedelta(seconds=int(os.environ.get("LOGIN_COOLOFF_SECONDS", 15 * 60)))
+if AXES_FAILURE_LIMIT < 1 or AXES_COOLOFF_TIME.total_seconds() < 1:
+    raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT and LOGIN_COOLOFF_SECONDS must be at least 1.")
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each counted on its own
+# A try while locked is refused but not counted, so the lockout ends when Retry-After says. A
+# success does not reset the counts (else one known account would reset its address's count).
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = False
+AXES_CLIENT_IP_CALLABLE = "annotation.lockout.client_ip"
+AXES_LOCKOUT_CALLABLE = "annotation.lockout.lockout_response"
+# Proxies in front of the app that append the client address to X-Forwarded-For. 0: the peer's
+# address (REMOTE_ADDR) is the client's, and X-Forwarded-For, which anyone can send, is ignored.
+TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", 0))
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more.")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

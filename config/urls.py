@@ -1,7 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
+
+from annotation.api.token import obtain_auth_token
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -27,7 +27,13 @@ from tests.factories import ProjectFactory, make_rater, make_task
 
 pytestmark = pytest.mark.django_db
 
-BODIES = {"choice": "tie", "strength": 2, "text": "A written answer.", "reason": "unclear", "prefetch": True}
+BODIES = {
+    "choice": "tie",
+    "strength": 2,
+    "text": "A written answer.",
+    "reason": "unclear",
+    "prefetch": True,
+}
 
 
 @pytest.fixture(params=["statement", "orm"])
@@ -68,7 +74,9 @@ def world():
     make_task(project)
     make_task(project, kind="demonstration", n_responses=1)
     judged = assignment_claim_next(project=project, rater=rater).assignment
-    judgment = judgment_submit(assignment_id=judged.id, rater=rater, body={"choice": "A", "strength": 2}).judgment
+    judgment = judgment_submit(
+        assignment_id=judged.id, rater=rater, body={"choice": "A", "strength": 2}
+    ).judgment
     demo = assignment_claim_next(project=project, rater=rater).assignment
     demo_judgment = judgment_submit(
         assignment_id=demo.id, rater=rater, body={"text": "My own answer."}
@@ -165,7 +173,9 @@ def test_a_restored_rater_labels_again(world):
     assert response.status_code == 200
     assert (
         client.post(
-            f"/api/assignments/{response.json()['id']}/judgment/", {"choice": "B", "strength": 3}, format="json"
+            f"/api/assignments/{response.json()['id']}/judgment/",
+            {"choice": "B", "strength": 3},
+            format="json",
         ).status_code
         == 201
     )
@@ -211,3 +221,40 @@ def test_admin_site_deletion_ends_leases_too(client, world):
     held.refresh_from_db()
     assert held.status == AssignmentStatus.EXPIRED
     assert Response.objects.filter(author=rater).count() == 1  # their work stays
+
+
+def page_routes():
+    """(route, kwarg names) for every server-rendered page that takes a project id."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    def walk(patterns, prefix):
+        for p in patterns:
+            if isinstance(p, URLResolver):
+                yield from walk(p.url_patterns, prefix + str(p.pattern))
+            elif isinstance(p, URLPattern):
+                yield prefix + str(p.pattern), list(p.pattern.converters)
+
+    return [
+        (route, names)
+        for route, names in walk(get_resolver().url_patterns, "")
+        if not route.startswith(("api/", "admin/")) and "project_id" in names
+    ]
+
+
+def test_every_page_is_404_to_a_removed_member(client, world):
+    project, rater, *_ = world
+    membership_remove(project=project, user=rater)
+    client.force_login(rater)
+    before = state()
+    routes = page_routes()
+    assert any("label" in route for route, _ in routes)
+    failures = []
+    for route, names in routes:
+        url = fill(route, names, {"project_id": project.id, "rater_id": rater.id})
+        url = url.replace("<slug:table>", "agreement")
+        codes = {method: getattr(client, method)(url).status_code for method in ("get", "post")}
+        # 405 for the method a page does not take; the one it takes must say "not found".
+        if 404 not in codes.values() or not set(codes.values()) <= {404, 405}:
+            failures.append(f"{url} -> {codes}")
+    assert not failures
+    assert state() == before

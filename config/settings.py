@@ -4,7 +4,9 @@ Two shapes of the same code:
 - the embedded default (no variables set): SQLite file under ``var/``, a Celery broker kept in local
   files, DEBUG on, so one command brings up a working site on a bare machine;
 - production: ``DATABASE_URL`` (PostgreSQL), ``REDIS_URL`` (Celery broker), ``DEBUG=0`` and a real
-  ``SECRET_KEY`` (the process refuses to start with the development key when DEBUG is off).
+  ``SECRET_KEY`` (with DEBUG off the process refuses to start with no key, an empty or weak key, or
+  the development key), served over HTTPS (``BEHIND_TLS_PROXY=1`` behind a TLS-terminating proxy),
+  or, as an explicit trial only, over plain HTTP (``INSECURE_HTTP=1``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.checks.security.base import (
+    SECRET_KEY_INSECURE_PREFIX,
+    SECRET_KEY_MIN_LENGTH,
+    SECRET_KEY_MIN_UNIQUE_CHARACTERS,
+)
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -31,9 +38,33 @@ def env_flag(name: str, default: bool) -> bool:
 DEBUG = env_flag("DEBUG", default=True)
 
 DEV_SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"
-SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET_KEY)
-if not DEBUG and SECRET_KEY == DEV_SECRET_KEY:
-    raise ImproperlyConfigured("SECRET_KEY must be set to a private value when DEBUG is off.")
+
+
+def secret_key_problem(key: str) -> str | None:
+    """Why ``key`` must not sign production sessions (Django's weak-key test, W009), or None."""
+    if not key.strip():
+        return "it is not set, or empty"
+    if key == DEV_SECRET_KEY:
+        return "it is the development key from the source code"
+    if key.startswith(SECRET_KEY_INSECURE_PREFIX):
+        return f"it is a development key ({SECRET_KEY_INSECURE_PREFIX}...)"
+    if len(key) < SECRET_KEY_MIN_LENGTH or len(set(key)) < SECRET_KEY_MIN_UNIQUE_CHARACTERS:
+        return (
+            f"it is too weak (under {SECRET_KEY_MIN_LENGTH} characters, or under "
+            f"{SECRET_KEY_MIN_UNIQUE_CHARACTERS} different ones)"
+        )
+    return None
+
+
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not DEBUG and (_key_problem := secret_key_problem(SECRET_KEY)):
+    raise ImproperlyConfigured(
+        f"SECRET_KEY must be set to a private random value when DEBUG is off: {_key_problem}. "
+        "Set SECRET_KEY in the environment (for docker compose: in .env), e.g. to the output of "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+    )
+if not SECRET_KEY.strip():
+    SECRET_KEY = DEV_SECRET_KEY  # DEBUG on: the embedded default
 
 ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
@@ -271,14 +302,38 @@ LOOP_ARTIFACTS_DIR = Path(os.environ.get("LOOP_ARTIFACTS_DIR", ARTIFACTS_DIR))
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
-if not DEBUG:
-    SECURE_SSL_REDIRECT = env_flag("SECURE_SSL_REDIRECT", default=True)
+# Transport (README "Production"). DEBUG off means HTTPS: Secure cookies, HSTS, plain HTTP
+# redirected to https. BEHIND_TLS_PROXY=1: a proxy in front terminates TLS and sets
+# X-Forwarded-Proto (overwriting what a client sent); without it the header is not trusted.
+# INSECURE_HTTP=1 is the explicit opt-in to a plain-HTTP trial reachable from other hosts: cookies
+# not Secure (a browser drops Secure cookies over http, so no login, no CSRF token), no redirect,
+# no HSTS; `check --deploy` warns about each of these, as it should.
+INSECURE_HTTP = env_flag("INSECURE_HTTP", default=False)
+BEHIND_TLS_PROXY = env_flag("BEHIND_TLS_PROXY", default=False)
+if INSECURE_HTTP and BEHIND_TLS_PROXY:
+    raise ImproperlyConfigured(
+        "INSECURE_HTTP=1 (plain HTTP) and BEHIND_TLS_PROXY=1 (HTTPS at a proxy) contradict each "
+        "other: set one of them."
+    )
+if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+if not DEBUG and not INSECURE_HTTP:
+    SECURE_SSL_REDIRECT = env_flag("SECURE_SSL_REDIRECT", default=True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz/$"]  # the container health check speaks plain HTTP
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", 31536000))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
+if INSECURE_HTTP and not CSRF_TRUSTED_ORIGINS:
+    # The origins a browser shows for the allowed host names, on port 80 and on WEB_PORT.
+    _ports = ["", f":{os.environ.get('WEB_PORT', '8000')}"]
+    CSRF_TRUSTED_ORIGINS = [
+        f"http://{'*' if host.startswith('.') else ''}{host}{port}"
+        for host in ALLOWED_HOSTS
+        if host != "*"
+        for port in _ports
+    ]
 
 LOGGING = {
     "version": 1,

@@ -1,29 +1,51 @@
-"""Parsing of JSONL imports into plain records (pure: no database).
+"""Parsing of JSONL imports into plain records (pure: no database, no settings).
 
 Accepted line forms:
 
-* ``{"prompt": str | messages, "responses": [str, ...]}``: candidates without a label;
+* ``{"prompt": str | messages, "responses": [str, ...]}``: candidates without a label (an empty
+  list imports the prompt alone, for the loop to generate candidates for);
 * HH-RLHF: ``{"chosen": dialogue, "rejected": dialogue}``, where both dialogues share every turn
   but the last assistant turn; the shared prefix becomes the prompt;
 * TRL preference: ``{"prompt": str | messages, "chosen": str | messages, "rejected": ...}``.
 
-Optional on every line: ``source`` (str) and ``metadata`` (object). A whole file is parsed before
-anything is written; any bad line makes the import fail with every bad line's number and reason.
+Optional on every line: ``source`` (str) and ``metadata`` (object).
+
+The input is read as a stream, one line at a time (:func:`read_lines`): a line longer than
+``Limits.line_bytes`` is refused while it is read, its remainder skipped in small chunks and never
+held, so memory does not depend on what a file contains. Every line is checked whole before it
+becomes a record: text PostgreSQL or UTF-8 cannot store (NUL, lone surrogates), non-finite numbers
+and deep nesting (``annotation/textcheck.py``), and the length caps on prompts and responses. A
+bad line is reported with its number and a reason that names the field.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
+
+from annotation.textcheck import MAX_DEPTH, find_problem
 
 ROLES = ("system", "user", "assistant")
 MAX_LINE_ERRORS = 50
-MAX_TEXT_CHARS = 100_000
+MAX_MESSAGES = 1_000  # turns in one prompt
+MAX_RESPONSES = 100  # responses on one line
+SKIP_CHUNK = 1 << 16  # bytes read at a time while skipping the rest of an over-long line
 HH_TURN = re.compile(r"\n\n(Human|Assistant):")
 HH_ASSISTANT = "\n\nAssistant:"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps on one line (documented with the settings that fill them: PROMPT_MAX_CHARS,
+    RESPONSE_MAX_CHARS, IMPORT_MAX_LINE_BYTES)."""
+
+    prompt_chars: int = 100_000  # all of a prompt's message contents together
+    response_chars: int = 100_000  # each response
+    line_bytes: int = 4_000_000  # one JSONL line, as UTF-8 bytes without its newline
 
 
 @dataclass(frozen=True)
@@ -36,45 +58,155 @@ class ImportRecord:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ParsedLine:
+    """One non-blank line: a record or the reason it was refused; ``offset`` = bytes read so far
+    (for progress)."""
+
+    number: int
+    record: ImportRecord | None
+    error: str | None
+    offset: int
+
+
 @dataclass
 class ParseResult:
     records: list[ImportRecord] = field(default_factory=list)
     errors: list[tuple[int, str]] = field(default_factory=list)
-    blank_lines: int = 0
 
 
 class LineError(ValueError):
     pass
 
 
-def _messages(value: object, what: str) -> list[dict[str, str]]:
+# ------------------------------------------------------------------------------- reading
+
+
+def read_lines(stream: IO[bytes], max_bytes: int) -> Iterator[tuple[int, bytes | None, int]]:
+    """``(line number, bytes or None, offset after the line)`` for every line of ``stream``.
+
+    ``None`` means the line is longer than ``max_bytes``: at most ``max_bytes + 1`` bytes of it
+    were read before that was known, and the rest is skipped ``SKIP_CHUNK`` bytes at a time.
+    """
+    offset = 0
+    number = 0
+    while True:
+        chunk = stream.readline(max_bytes + 1)
+        if not chunk:
+            return
+        number += 1
+        offset += len(chunk)
+        if len(chunk) <= max_bytes or chunk.endswith(b"\n"):
+            yield number, chunk, offset
+            continue
+        while chunk and not chunk.endswith(b"\n"):
+            chunk = stream.readline(SKIP_CHUNK)
+            offset += len(chunk)
+        yield number, None, offset
+
+
+def iter_parsed(stream: IO[bytes], limits: Limits) -> Iterator[ParsedLine]:
+    """Every non-blank line of ``stream`` parsed (blank lines are skipped silently)."""
+    for number, data, offset in read_lines(stream, limits.line_bytes):
+        if data is None:
+            reason = f"the line is longer than {limits.line_bytes} bytes (IMPORT_MAX_LINE_BYTES)"
+            yield ParsedLine(number, None, reason, offset)
+            continue
+        if not data.strip():
+            continue
+        try:
+            yield ParsedLine(number, parse_bytes(data, number, limits), None, offset)
+        except LineError as exc:
+            yield ParsedLine(number, None, str(exc), offset)
+
+
+def parse_bytes(data: bytes, number: int, limits: Limits) -> ImportRecord:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LineError(f"not valid UTF-8 (byte {exc.start + 1} of the line)") from exc
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LineError(f"invalid JSON: {exc.msg} at column {exc.colno}") from exc
+    except RecursionError as exc:  # the C decoder refuses very deep nesting this way
+        raise LineError(f"is nested deeper than {MAX_DEPTH} levels") from exc
+    except ValueError as exc:  # e.g. an integer longer than Python's 4300-digit limit
+        raise LineError(f"invalid JSON: {str(exc)[:200]}") from exc
+    problem = find_problem(obj)
+    if problem is not None:
+        raise LineError(problem.message())
+    return parse_line(obj, number, limits)
+
+
+def parse_jsonl(lines: Iterable[bytes | str], limits: Limits | None = None) -> ParseResult:
+    """All of ``lines`` parsed in memory (small inputs and tests; imports use :func:`iter_parsed`
+    on a stream, the same path)."""
+    buffer = io.BytesIO()
+    for line in lines:
+        data = line.encode("utf-8", "surrogatepass") if isinstance(line, str) else line
+        buffer.write(data if data.endswith(b"\n") else data + b"\n")
+    buffer.seek(0)
+    result = ParseResult()
+    for parsed in iter_parsed(buffer, limits or Limits()):
+        if parsed.record is not None:
+            result.records.append(parsed.record)
+        else:
+            result.errors.append((parsed.number, str(parsed.error)))
+    return result
+
+
+# ------------------------------------------------------------------------------- one line
+
+
+def _messages(value: object, what: str, limits: Limits) -> list[dict[str, str]]:
     if isinstance(value, str):
         if not value.strip():
             raise LineError(f"{what} is empty")
-        return [{"role": "user", "content": value}]
-    if not isinstance(value, list) or not value:
+        messages = [{"role": "user", "content": value}]
+    elif not isinstance(value, list) or not value:
         raise LineError(f"{what} must be a string or a non-empty list of messages")
-    clean = []
-    for i, message in enumerate(value):
-        if not isinstance(message, dict):
-            raise LineError(f"{what}[{i}] must be an object with role and content")
-        role, content = message.get("role"), message.get("content")
-        if role not in ROLES:
-            raise LineError(f"{what}[{i}].role must be one of {list(ROLES)}")
-        if not isinstance(content, str):
-            raise LineError(f"{what}[{i}].content must be a string")
-        clean.append({"role": role, "content": content})
-    return clean
+    elif len(value) > MAX_MESSAGES:
+        raise LineError(f"{what} has {len(value)} messages; at most {MAX_MESSAGES} are accepted")
+    else:
+        messages = []
+        for i, message in enumerate(value):
+            if not isinstance(message, dict):
+                raise LineError(f"{what}[{i}] must be an object with role and content")
+            role, content = message.get("role"), message.get("content")
+            if role not in ROLES:
+                raise LineError(f"{what}[{i}].role must be one of {list(ROLES)}")
+            if not isinstance(content, str):
+                raise LineError(f"{what}[{i}].content must be a string")
+            messages.append({"role": role, "content": content})
+    _check_prompt_length(messages, what, limits)
+    return messages
 
 
-def _completion(value: object, what: str) -> str:
+def _check_prompt_length(messages: list[dict[str, str]], what: str, limits: Limits) -> None:
+    chars = sum(len(m["content"]) for m in messages)
+    if chars > limits.prompt_chars:
+        raise LineError(
+            f"{what} is {chars} characters long; at most {limits.prompt_chars} are accepted "
+            "(PROMPT_MAX_CHARS)"
+        )
+
+
+def _check_response_length(text: str, what: str, limits: Limits) -> None:
+    if len(text) > limits.response_chars:
+        raise LineError(
+            f"{what} is {len(text)} characters long; at most {limits.response_chars} are "
+            "accepted (RESPONSE_MAX_CHARS)"
+        )
+
+
+def _completion(value: object, what: str, limits: Limits) -> str:
     """A response given as a string or as a one-message assistant list (TRL conversational)."""
     if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
         value = value[0].get("content") if value[0].get("role") == "assistant" else None
     if not isinstance(value, str) or not value.strip():
         raise LineError(f"{what} must be a non-empty string")
-    if len(value) > MAX_TEXT_CHARS:
-        raise LineError(f"{what} is longer than {MAX_TEXT_CHARS} characters")
+    _check_response_length(value, what, limits)
     return value
 
 
@@ -101,7 +233,7 @@ def split_hh_dialogue(prompt_text: str) -> list[dict[str, str]]:
     return messages
 
 
-def _hh_record(obj: dict[str, Any], line: int) -> ImportRecord:
+def _hh_record(obj: dict[str, Any], line: int, limits: Limits) -> ImportRecord:
     """The prompt is the shared prefix up to and including its last '\\n\\nAssistant:'; the two
     responses are what follows it (the HH-RLHF convention, see the data's README)."""
     chosen_text, rejected_text = obj["chosen"], obj["rejected"]
@@ -114,7 +246,10 @@ def _hh_record(obj: dict[str, Any], line: int) -> ImportRecord:
     prompt_text = shared[:cut]
     start = cut + len(HH_ASSISTANT)
     messages = split_hh_dialogue(prompt_text)
+    _check_prompt_length(messages, "prompt (the dialogue before the last reply)", limits)
     chosen, rejected = chosen_text[start:].strip(), rejected_text[start:].strip()
+    _check_response_length(chosen, "chosen (its last reply)", limits)
+    _check_response_length(rejected, "rejected (its last reply)", limits)
     return _pair(line, messages, chosen, rejected, obj)
 
 
@@ -138,22 +273,28 @@ def _extras(obj: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return source, metadata
 
 
-def parse_line(obj: object, line: int) -> ImportRecord:
+def parse_line(obj: object, line: int, limits: Limits | None = None) -> ImportRecord:
+    """One decoded line as a record. The caller checked it with ``find_problem`` already."""
+    limits = limits or Limits()
     if not isinstance(obj, dict):
         raise LineError("each line must be a JSON object")
     if "chosen" in obj and "rejected" in obj:
         if "prompt" not in obj:
-            return _hh_record(obj, line)
-        messages = _messages(obj["prompt"], "prompt")
-        chosen = _completion(obj["chosen"], "chosen")
-        rejected = _completion(obj["rejected"], "rejected")
+            return _hh_record(obj, line, limits)
+        messages = _messages(obj["prompt"], "prompt", limits)
+        chosen = _completion(obj["chosen"], "chosen", limits)
+        rejected = _completion(obj["rejected"], "rejected", limits)
         return _pair(line, messages, chosen, rejected, obj)
     if "prompt" in obj and "responses" in obj:
-        messages = _messages(obj["prompt"], "prompt")
+        messages = _messages(obj["prompt"], "prompt", limits)
         responses = obj["responses"]
         if not isinstance(responses, list):
             raise LineError("responses must be a list of strings")
-        texts = [_completion(r, f"responses[{i}]") for i, r in enumerate(responses)]
+        if len(responses) > MAX_RESPONSES:
+            raise LineError(
+                f"responses has {len(responses)} entries; at most {MAX_RESPONSES} are accepted"
+            )
+        texts = [_completion(r, f"responses[{i}]", limits) for i, r in enumerate(responses)]
         if len(set(texts)) != len(texts):
             raise LineError("responses contains the same text twice")
         return ImportRecord(line, messages, texts, None, *_extras(obj))
@@ -161,26 +302,3 @@ def parse_line(obj: object, line: int) -> ImportRecord:
         "unrecognised line: expected {prompt, responses}, {chosen, rejected} (HH-RLHF) "
         "or {prompt, chosen, rejected} (TRL)"
     )
-
-
-def parse_jsonl(lines: Iterable[bytes | str]) -> ParseResult:
-    result = ParseResult()
-    for number, raw in enumerate(lines, start=1):
-        try:
-            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        except UnicodeDecodeError:
-            result.errors.append((number, "not valid UTF-8"))
-            continue
-        if not text.strip():
-            result.blank_lines += 1
-            continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            result.errors.append((number, f"invalid JSON: {exc.msg} at column {exc.colno}"))
-            continue
-        try:
-            result.records.append(parse_line(obj, number))
-        except LineError as exc:
-            result.errors.append((number, str(exc)))
-    return result

@@ -525,3 +525,54 @@ class RaterExclusion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rater_id} excluded from {self.project_id}"
+
+
+class ImportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class ImportJob(models.Model):
+    """A JSONL upload imported by the ``cpu`` worker (``annotation/services/import_jobs.py``).
+
+    The file waits under ``settings.IMPORT_DIR`` (``file_name``) and is removed when the job ends.
+    Progress: ``phase`` (checking, then writing), lines and bytes done of ``total_bytes``.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_jobs")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    file_name = models.CharField(max_length=100, help_text="Under settings.IMPORT_DIR.")
+    original_name = models.CharField(max_length=255, blank=True)
+    create_tasks = models.BooleanField(default=True)
+    store_labels = models.BooleanField(default=True)
+    status = models.CharField(
+        max_length=16, choices=ImportStatus.choices, default=ImportStatus.QUEUED
+    )
+    phase = models.CharField(max_length=16, blank=True)
+    total_bytes = models.BigIntegerField(default=0)
+    bytes_done = models.BigIntegerField(default=0)
+    lines_done = models.PositiveIntegerField(default=0)
+    summary = models.JSONField(default=dict, blank=True, help_text="Counts, once succeeded.")
+    errors = models.JSONField(default=list, blank=True, help_text="[{line, reason}], the first.")
+    error_count = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "-id"], name="importjob_project_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(bytes_done__gte=0, bytes_done__lte=F("total_bytes")),
+                name="importjob_bytes_done_in_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"import {self.pk} ({self.status})"

@@ -196,6 +196,16 @@ LOGOUT_REDIRECT_URL = "login"
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("MAX_JSON_BODY_BYTES", 1_000_000))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5_000_000
 IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", 200_000_000))
+# Imports (README "Working with data"). Text caps, in characters (a prompt: all its messages
+# together; a response: each); a JSONL line longer than IMPORT_MAX_LINE_BYTES is refused while it
+# is read. Uploads up to IMPORT_SYNC_MAX_BYTES are imported within the request (201); larger ones
+# are stored under IMPORT_DIR, which the web and the cpu worker must share (the artifacts volume
+# in docker-compose.yml), and imported by the cpu worker (202 and a job to poll).
+PROMPT_MAX_CHARS = int(os.environ.get("PROMPT_MAX_CHARS", 100_000))
+RESPONSE_MAX_CHARS = int(os.environ.get("RESPONSE_MAX_CHARS", 100_000))
+IMPORT_MAX_LINE_BYTES = int(os.environ.get("IMPORT_MAX_LINE_BYTES", 4_000_000))
+IMPORT_SYNC_MAX_BYTES = int(os.environ.get("IMPORT_SYNC_MAX_BYTES", 100_000))
+IMPORT_DIR = Path(os.environ.get("IMPORT_DIR", ARTIFACTS_DIR / "imports"))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

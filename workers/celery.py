@@ -2,7 +2,8 @@
 
 Routing lives in one place: :data:`TASK_ROUTES` maps every task name to its queue. ``gpu`` holds
 training, generation and scoring (its worker runs one task at a time, ``--pool solo``, so CUDA is
-never initialised in a forked parent); ``cpu`` holds bookkeeping (the retrain policy tick).
+never initialised in a forked parent); ``cpu`` holds bookkeeping (the retrain policy tick,
+dashboards, large imports).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 TASK_ROUTES = {
     "loop.policy_tick": {"queue": "cpu"},
     "insight.refresh_stale": {"queue": "cpu"},
+    "imports.run_job": {"queue": "cpu"},
     "loop.run_cycle": {"queue": "gpu"},
 }
 

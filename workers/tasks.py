@@ -14,6 +14,9 @@ from celery.signals import celeryd_after_setup
 from workers.celery import TASK_ROUTES, app
 
 MAX_RETRIES = 5
+# The import task's hard limit: annotation.services.import_jobs.TIME_LIMIT (a test checks), which
+# treats a job running longer than this as dead.
+IMPORT_SECONDS = 2 * 3600
 logger = logging.getLogger(__name__)
 
 
@@ -44,9 +47,20 @@ def run_cycle(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
 
 @app.task(name="loop.policy_tick", soft_time_limit=50, time_limit=60)
 def policy_tick() -> list[int]:
+    from annotation.services.import_jobs import import_requeue_stale
     from workers.schedules import retrain_tick
 
-    return retrain_tick()
+    started = retrain_tick()
+    import_requeue_stale()  # import jobs whose message was lost (broker down at commit)
+    return started
+
+
+@app.task(name="imports.run_job", soft_time_limit=IMPORT_SECONDS - 60, time_limit=IMPORT_SECONDS)
+def run_import_job(job_id: int) -> str:
+    """A large JSONL upload (annotation/services/import_jobs.py); the outcome is on the job."""
+    from annotation.services.import_jobs import import_job_run
+
+    return import_job_run(job_id=job_id)
 
 
 @app.task(name="insight.refresh_stale", soft_time_limit=600, time_limit=660)

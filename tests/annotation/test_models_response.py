@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
@@ -59,7 +61,7 @@ def test_length_follows_every_text_change_and_raw_sql():
 def test_import_and_demonstration_paths(project, rater):
     import_jsonl(
         project=project,
-        lines=['{"prompt": "q", "chosen": "Grüße aus Köln", "rejected": "no"}'],
+        stream=io.BytesIO('{"prompt": "q", "chosen": "Grüße aus Köln", "rejected": "no"}'.encode()),
     )
     make_task(project, kind="demonstration", n_responses=1, priority=5)
     assignment = assignment_claim_next(project=project, rater=rater).assignment

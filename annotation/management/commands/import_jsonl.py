@@ -1,4 +1,10 @@
+"""``manage.py import_jsonl``: the same checks and the same all-or-nothing import as the API,
+run here and now (no worker), with progress on stderr."""
+
+import time
+from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -30,13 +36,16 @@ class Command(BaseCommand):
         )
         if project is None:
             raise CommandError(f"No project {key!r}.")
+        path = Path(options["path"])
         try:
-            with open(options["path"], "rb") as handle:
+            total = path.stat().st_size
+            with path.open("rb") as handle:
                 summary = import_jsonl(
                     project=project,
-                    lines=handle,
+                    stream=handle,
                     create_tasks=not options["no_tasks"],
                     store_labels=not options["no_labels"],
+                    progress=_Progress(total, self.stderr.write),
                 )
         except OSError as exc:
             raise CommandError(f"Cannot read {options['path']}: {exc}") from exc
@@ -44,3 +53,18 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from exc
         for name, value in asdict(summary).items():
             self.stdout.write(f"{name}: {value}")
+
+
+class _Progress:
+    """One stderr line a second: the phase, lines and share of the file done."""
+
+    def __init__(self, total: int, write: Callable[[str], None]) -> None:
+        self.total = max(total, 1)
+        self.write = write
+        self.last = time.monotonic()
+
+    def __call__(self, phase: str, lines: int, offset: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= 1.0:
+            self.last = now
+            self.write(f"{phase}: line {lines}, {100 * offset / self.total:.0f} %")

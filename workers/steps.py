@@ -19,6 +19,7 @@ from typing import Any
 from django.db import transaction
 
 from annotation.models import Project, RunStep, TrainingRun
+from annotation.run_options import run_option_defaults
 
 Commit = Callable[[], None] | None
 Step = Callable[["Context"], tuple[dict[str, Any], Commit]]
@@ -36,29 +37,9 @@ STEP_WEIGHTS = {
     "tasks": 0.03,
 }
 
-DEFAULTS: dict[str, Any] = {
-    "prompts_per_cycle": 32,  # prompts that get k new candidates
-    "pairs_per_cycle": 64,  # pairwise tasks created
-    "random_share": 0.25,  # share of those pairs drawn at random (unbiased data)
-    "pairs_per_prompt": 2,  # at most this many uncertainty-picked pairs per prompt
-    # a pair's informativeness = calibrated RM uncertainty ** uncertainty_power
-    #                            x text similarity of the two responses ** similarity_power
-    "uncertainty_power": 1.0,
-    "similarity_power": 0.0,
-    "ensemble_heads": 0,  # > 1: uncertainty = disagreement of this many bootstrap RM heads
-    "ensemble_l2": 0.01,  # the bootstrap heads' pull towards the trained head (0.01 measured best)
-    "min_win_rate": 0.5,  # promotion rule: win rate vs parent judged by the reward model
-    "max_kl": 50.0,  # promotion rule: KL(policy || parent) in nats per response
-    "rm_epochs": 1,
-    "policy_epochs": 1,
-    "learning_rate": 0.0,  # reward model; 0 = the training library's default
-    "policy_learning_rate": 0.0,  # 0 = the library's default for the trainer
-    "beta": 0.1,
-    "rm_pairs_prompts": 0,  # prompts whose parent samples the new RM turns into extra DPO pairs
-    "eval_prompts": 16,
-    "seed": 0,
-    "device": "auto",
-}
+# The run options and their defaults are listed once, with their ranges, in
+# annotation/run_options.py (the API checks a run's config against the same table).
+DEFAULTS: dict[str, Any] = run_option_defaults()
 
 
 class PermanentError(Exception):

@@ -49,6 +49,12 @@ class RetrainApi(APIView):
         data = request.data if isinstance(request.data, dict) else None
         if data is None:
             raise ValidationFailed("The body must be a JSON object (or empty).")
+        unknown = sorted(str(key)[:60] for key in data if key != "config")
+        if unknown:
+            raise ValidationFailed(
+                f'Unknown field(s) {unknown}: the body is {{"config": {{run options}}}}.',
+                field=unknown[0],
+            )
         body = self.Input(data=data)
         body.is_valid(raise_exception=True)
         run = retrain_now(project=project, user=request.user, config=body.validated_data["config"])

@@ -39,20 +39,64 @@ def test_retrain_now_queues_one_run_and_enqueues_after_commit(
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    ("body", "message"),
+    ("body", "field", "message"),
     [
-        ({"config": {"bogus": 1}}, "Unknown run option"),
-        ({"config": {"random_share": 2}}, "random_share"),
-        ({"config": {"pairs_per_cycle": "many"}}, "pairs_per_cycle"),
-        ({"config": [1]}, "config"),
+        ({"config": {"bogus": 1}}, "config.bogus", "Unknown run option"),
+        ({"config": {"random_share": 2}}, "config.random_share", "must be >= 0 and <= 1"),
+        ({"config": {"pairs_per_cycle": "many"}}, "config.pairs_per_cycle", "an integer"),
+        ({"config": [1]}, "config", "JSON object"),
+        # the probe: only the prefix of device was checked
+        ({"config": {"device": "cuda; rm -rf /"}}, "config.device", "exactly 'auto', 'cpu'"),
+        ({"config": {"device": "cudaX"}}, "config.device", "'cuda:N'"),
+        ({"config": {"device": "cuda:0 "}}, "config.device", "'cuda:N'"),
+        ({"config": {"device": "mps"}}, "config.device", "'cuda:N'"),
+        ({"config": {"device": 0}}, "config.device", "'cuda:N'"),
+        ({"config": {"seed": True}}, "config.seed", "an integer"),
+        ({"config": {"seed": 1.5}}, "config.seed", "an integer"),
+        ({"config": {"seed": -1}}, "config.seed", ">= 0"),
+        ({"config": {"seed": 2**40}}, "config.seed", "<= 2147483647"),
+        ({"config": {"rm_epochs": 0}}, "config.rm_epochs", ">= 1"),
+        ({"config": {"rm_epochs": 10**6}}, "config.rm_epochs", "<= 1000"),
+        ({"config": {"beta": 0}}, "config.beta", "> 0"),
+        ({"config": {"max_kl": "50"}}, "config.max_kl", "a number"),
+        ({"config": {"learning_rate": [0.1]}}, "config.learning_rate", "a number"),
+        ({"config": {"min_win_rate": -0.1}}, "config.min_win_rate", ">= 0"),
+        ({"config": {"eval_prompts": 5, "device": "gpu"}}, "config.device", "'cuda:N'"),
+        ({"config": {"DEVICE": "cpu"}}, "config.DEVICE", "Unknown run option"),
+        ({"config": {"x" * 10_000: 1}}, "config." + "x" * 60, "Unknown run option"),
+        ({"cfg": {"seed": 1}}, "cfg", "Unknown field"),
     ],
 )
-def test_bad_run_config_is_400_and_changes_nothing(project, manager, api, body, message):
+def test_bad_run_config_is_400_naming_the_option_and_changes_nothing(
+    project, manager, api, body, field, message
+):
     answer = api(manager).post(f"/api/projects/{project.id}/retrain/", body, format="json")
 
-    assert answer.status_code == 400
+    assert answer.status_code == 400, answer.content
+    assert answer.json()["field"] == field
     assert message in answer.json()["error"]
+    assert len(answer.json()["error"]) < 1000
     assert not models.TrainingRun.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"device": "cuda"},
+        {"device": "cuda:3"},
+        {"device": "cpu"},
+        {"device": "auto"},
+        {"random_share": 1, "max_kl": 0.5, "learning_rate": 1e-3, "seed": 7, "rm_epochs": 400},
+        {},
+    ],
+)
+def test_good_run_configs_are_accepted_as_given(project, manager, api, config):
+    answer = api(manager).post(
+        f"/api/projects/{project.id}/retrain/", {"config": config}, format="json"
+    )
+    assert answer.status_code == 202, answer.content
+    assert models.TrainingRun.objects.get().config == config
 
 
 @pytest.mark.django_db
@@ -128,8 +172,23 @@ def test_broker_down_at_commit_still_answers_and_the_tick_resends(
     assert sent == [run.id]
 
 
-def test_every_worker_default_is_a_run_option_and_nothing_else():
-    from annotation.services.loop import CONFIG_KEYS
+def test_the_run_options_are_listed_once():
+    """The worker's defaults come from the schema, every option the worker reads is in it, and
+    the operator docs list every one of them."""
+    import re
+    from pathlib import Path
+
+    from annotation.run_options import RUN_OPTIONS
     from workers.steps import DEFAULTS
 
-    assert set(DEFAULTS) == CONFIG_KEYS
+    assert {name: option.default for name, option in RUN_OPTIONS.items()} == DEFAULTS
+    root = Path(__file__).resolve().parents[2]
+    read = set()
+    for path in (root / "workers").glob("*.py"):
+        read |= set(re.findall(r"cfg\[\"(\w+)\"\]", path.read_text()))
+    assert read
+    assert read <= set(RUN_OPTIONS)
+    docs = (root / "docs" / "loop.md").read_text()
+    assert [name for name in RUN_OPTIONS if f"`{name}`" not in docs] == []
+    for name, option in RUN_OPTIONS.items():
+        assert option.problem(option.default) is None, name

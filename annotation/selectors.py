@@ -87,7 +87,7 @@ EXCLUDED_MESSAGE = (
 
 
 def require_labeling_standing(
-    *, project_id: int, rater: UserLike, member: bool | None = None, not_found: str = ""
+    *, project_id: int, rater: User, member: bool | None = None, not_found: str = ""
 ) -> None:
     """The rater may label this project *now*: still a member and not excluded. Row ownership
     alone is not enough, since a removed member keeps the ids of their leases and judgments.
@@ -98,7 +98,7 @@ def require_labeling_standing(
     """
     if member is None:
         member = is_current_member(project_id=project_id, user=rater)
-    if not (member or getattr(rater, "is_superuser", False)):
+    if not (member or rater.is_superuser):
         raise NotFound(not_found or f"Project {project_id} not found.")
-    if is_excluded(project_id=project_id, rater_id=rater.pk):
+    if is_excluded(project_id=project_id, rater_id=rater.id):
         raise PermissionDenied(EXCLUDED_MESSAGE)

@@ -222,6 +222,15 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
 }
 
+# JSON only in production: the browsable API's pages carry inline styles that the
+# Content-Security-Policy forbids (annotation/middleware.py). Kept for development (DEBUG on).
+REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"] = ["rest_framework.renderers.JSONRenderer"] + (
+    ["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []
+)
+# /api/schema/ and /api/docs/ for anyone (the default: they describe this open-source code, no
+# data), or, with 0, for logged-in users and token holders only (annotation/api/root.py).
+API_DOCS_PUBLIC = env_flag("API_DOCS_PUBLIC", default=True)
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "prefloop API",
     "DESCRIPTION": "Projects, prompts, tasks, assignments and judgments of human preference data.",
@@ -233,6 +242,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ModelKindEnum": "annotation.models.ModelKind",
         "TaskKindEnum": "annotation.models.TaskKind",
+        # Training runs and import jobs share one set of states (queued ... failed).
+        "JobStatusEnum": "annotation.models.RunStatus",
     },
 }
 

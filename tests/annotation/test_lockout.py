@@ -16,6 +16,7 @@ from django.db.models import F
 from django.test import Client
 
 from annotation.lockout import client_ip
+from tests.csp import inline_code
 from tests.factories import UserFactory
 
 PASSWORD = "correct horse battery staple"
@@ -68,6 +69,7 @@ def refused_as_throttled(path: str, response) -> None:  # type: ignore[no-untype
     else:
         assert response["Content-Type"].startswith("text/html")
         assert LOCKED in response.content.decode()
+        assert inline_code(response.content.decode()) == []  # the CSP allows none
 
 
 ENDPOINTS = ["/login/", "/admin/login/", "/api/token/"]

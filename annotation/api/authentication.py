@@ -12,11 +12,13 @@ from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
 from annotation.precompiled import user_for_token
+from annotation.textcheck import text_problem
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
     def authenticate_credentials(self, key: str) -> tuple[Any, Token]:
-        user = user_for_token(key)
+        # A NUL cannot be in any key, and PostgreSQL would refuse it in the lookup (a 500).
+        user = None if text_problem(key) else user_for_token(key)
         if user is None:
             raise exceptions.AuthenticationFailed("Invalid token.")
         if not user.is_active:

@@ -5,11 +5,13 @@
  * form's values saved to localStorage on every change.
  *
  * Answers (submit, revise, skip) go through a queue kept in localStorage. Each item carries the
- * Idempotency-Key it was created with; the queue retries (with back-off, and at once when the
- * browser says it is online again) until the server answers, so an answer is never lost and a
- * retry never stores a second judgment. The next task is fetched (as server-rendered, sanitised
- * HTML) while the rater works on this one, so after a submit it is swapped in from memory.
- * No untrusted text is ever put into the page by this script except that server HTML.
+ * Idempotency-Key it was created with, so a retry never stores a second judgment. A failed
+ * connection or a 5xx is retried with back-off (and at once when the browser is online again) up
+ * to a cap, then the answer is kept and shown with Retry and Discard; an answer the server refuses
+ * (a 4xx) is shown with the server's reason; either way the answers behind it go on (see "queue").
+ * The next task is fetched (as server-rendered, sanitised HTML) while the rater works on this one,
+ * so after a submit it is swapped in from memory. No untrusted text is ever put into the page by
+ * this script except that server HTML; the notices (label-notices.js) set only textContent.
  */
 (function () {
   "use strict";
@@ -25,6 +27,8 @@
   var netEl = document.getElementById("net");
   var statusEl = document.getElementById("status");
   var alertEl = document.getElementById("alert");
+  var noticesEl = document.getElementById("notices");
+  var notices = window.prefloopNotices; // label-notices.js
   var undoBtn = document.getElementById("btn-undo");
   var undoLeft = document.getElementById("undo-left");
   var todayEl = document.getElementById("today-count");
@@ -136,14 +140,41 @@
   }
 
   // ---------------------------------------------------------------- queue
+  // What the server says decides what happens to an answer:
+  // - 2xx: stored (a retry with the same Idempotency-Key answers 200 with the first judgment);
+  // - 401/403: the session ended or the CSRF token is stale; kept and retried until the rater is
+  //   logged in again (the page says so);
+  // - any other 4xx: final. The answer leaves the queue and is shown as refused, with the
+  //   server's reason (a skip answered 409 was already settled: nothing to show);
+  // - 5xx, 408, 429, or no connection while the browser says it is online: retried with back-off
+  //   up to MAX_TRIES, then held (kept, not sent on its own) and shown with Retry and Discard.
+  //   While the browser is offline nothing is counted: the queue waits for the "online" event.
+  // The answers behind a refused or held one go on (a change to a held answer waits for it).
+  var MAX_TRIES = 5;
   var sending = false;
   var retryTimer = null;
-  var backoff = 1000;
+  var backoff = 1000; // waits that are not counted: offline, logged out
+  var waitingFor = null; // the assignment whose held answer keeps the next task from loading
 
   function queue() { return load("queue", []); }
   function setQueue(q) {
     save("queue", q);
     showNet();
+    showNotices();
+  }
+  function patchItem(key, patch) {
+    setQueue(queue().map(function (it) { return it.key === key ? Object.assign({}, it, patch) : it; }));
+  }
+  function dropItem(key) { setQueue(queue().filter(function (it) { return it.key !== key; })); }
+  function refusals() { return load("refused", []); }
+  function setRefusals(list) {
+    save("refused", list.slice(-20));
+    showNotices();
+  }
+  function refuse(item, reason) {
+    setRefusals(refusals().concat([{
+      key: item.key, type: item.type, task: item.task, shown: item.shown, reason: reason,
+    }]));
   }
   function judgmentFor(assignmentId) { return load("judgments", {})[assignmentId]; }
   function rememberJudgment(assignmentId, judgmentId) {
@@ -156,27 +187,97 @@
   function isQueued(assignmentId) {
     return queue().some(function (it) { return String(it.assignment) === String(assignmentId); });
   }
+  function isHeld(assignmentId) {
+    return queue().some(function (it) { return it.held && String(it.assignment) === String(assignmentId); });
+  }
+  // The first answer that may be sent now: not held, and not a change to a held answer.
+  function nextToSend(q) {
+    var blocked = {};
+    for (var i = 0; i < q.length; i++) {
+      if (q[i].held) blocked[q[i].assignment] = true;
+      else if (!blocked[q[i].assignment]) return q[i];
+    }
+    return null;
+  }
   function showNet() {
-    var n = queue().length;
-    if (!n) {
+    var q = queue();
+    var held = q.filter(function (it) { return it.held; }).length;
+    var n = q.length - held;
+    var parts = [];
+    if (n) {
+      parts.push((navigator.onLine ? "Sending " : "Offline: ") + n + " answer" + (n > 1 ? "s" : "") +
+        (navigator.onLine ? "…" : " kept, sent when you are back online"));
+    }
+    if (held) parts.push(held + " answer" + (held > 1 ? "s" : "") + " not sent (see below)");
+    if (!parts.length) {
       netEl.textContent = navigator.onLine ? "" : "Offline";
       netEl.className = "net";
       return;
     }
-    netEl.textContent = (navigator.onLine ? "Sending " : "Offline: ") + n + " answer" +
-      (n > 1 ? "s" : "") + (navigator.onLine ? "…" : " kept, sent when you are back online");
+    netEl.textContent = parts.join(" · ");
     netEl.className = "net pending";
   }
+  var shownNotices = "";
+  function showNotices() {
+    var list = refusals().map(function (r) {
+      return { key: r.key, type: r.type, task: r.task, shown: r.shown, reason: r.reason, held: false };
+    }).concat(queue().filter(function (it) { return it.held; }).map(function (it) {
+      return { key: it.key, type: it.type, task: it.task, shown: it.shown, reason: it.error, held: true, tries: it.tries };
+    }));
+    // Redrawn only when the list changes, so a focused button keeps its focus.
+    var signature = JSON.stringify(list.map(function (n) { return [n.key, n.held, n.tries, n.reason]; }));
+    if (signature === shownNotices) return;
+    shownNotices = signature;
+    notices.render(noticesEl, list);
+  }
+  noticesEl.addEventListener("click", function (e) {
+    var b = e.target.closest("button[data-action]");
+    if (!b) return;
+    var key = b.dataset.key;
+    var item = queue().filter(function (it) { return it.key === key; })[0];
+    if (b.dataset.action === "dismiss") {
+      setRefusals(refusals().filter(function (r) { return r.key !== key; }));
+    } else if (b.dataset.action === "retry" && item) {
+      patchItem(key, { held: false, tries: 0, error: "" });
+      flush();
+    } else if (b.dataset.action === "discard" && item) {
+      dropItem(key);
+      say("The answer was discarded; nothing was stored.");
+      settled(item);
+      flush();
+    }
+    if (current && current.form) current.form.querySelector(".task-title").focus({ preventScroll: true });
+  });
   function enqueue(item) {
     var q = queue();
     q.push(item);
     setQueue(q);
     flush();
   }
-  function scheduleRetry() {
+  function scheduleRetry(delay) {
     clearTimeout(retryTimer);
-    retryTimer = setTimeout(flush, backoff);
+    retryTimer = setTimeout(flush, delay);
+  }
+  function waitUncounted() {
+    scheduleRetry(backoff);
     backoff = Math.min(backoff * 2, 15000);
+  }
+  function failed(item, reason) {
+    var tries = (item.tries || 0) + 1;
+    if (tries < MAX_TRIES) {
+      patchItem(item.key, { tries: tries, error: reason });
+      scheduleRetry(Math.min(1000 * Math.pow(2, tries - 1), 15000));
+      return;
+    }
+    patchItem(item.key, { tries: tries, error: reason, held: true });
+    flush(); // the answers behind it go on
+  }
+  // An answer left the queue (stored, refused or discarded): the next task may load now.
+  function settled(item) {
+    if (waitingFor !== null && String(waitingFor) === String(item.assignment) && !isQueued(item.assignment)) {
+      waitingFor = null;
+      advance();
+    }
   }
   function urlFor(item) {
     if (item.type === "submit") return "/api/assignments/" + item.assignment + "/judgment/";
@@ -187,22 +288,23 @@
 
   var flushWaiters = [];
   function whenFlushed() {
-    if (!queue().length) return Promise.resolve();
+    if (!nextToSend(queue())) return Promise.resolve();
     return new Promise(function (resolve) { flushWaiters.push(resolve); });
   }
   function flush() {
     if (sending) return;
-    var q = queue();
-    if (!q.length) {
+    clearTimeout(retryTimer);
+    var item = nextToSend(queue());
+    if (!item) {
       flushWaiters.splice(0).forEach(function (f) { f(); });
       return;
     }
-    var item = q[0];
     var url = urlFor(item);
     if (!url) {
       // A revision of a judgment whose id we never learned: nothing to revise.
-      setQueue(q.slice(1));
-      say("Could not change an earlier answer: its first version was not acknowledged.", true);
+      dropItem(item.key);
+      refuse(item, "its first version was never acknowledged by the server, so there is nothing to change.");
+      settled(item);
       flush();
       return;
     }
@@ -223,38 +325,42 @@
       });
     }).then(function (r) {
       sending = false;
-      var transient = r.status >= 500 || r.status === 408 || r.status === 429;
-      // 401/403: a session that ended or a stale CSRF token. Keep the answer and retry: it is
-      // sent as soon as the rater is logged in again (in any tab).
-      var loggedOut = r.status === 401 || r.status === 403;
-      if (transient || loggedOut) {
-        if (loggedOut) say("The server refused your answer (" + (r.data.error || r.status) + "). " +
+      if (r.status === 401 || r.status === 403) {
+        say("The server refused your answer (" + (r.data.error || r.status) + "). " +
           "If your session ended, log in again in another tab; your answers are kept here.", true);
-        scheduleRetry();
+        waitUncounted();
         showNet();
         return;
       }
+      if (r.status >= 500 || r.status === 408 || r.status === 429) {
+        failed(item, "the server answered " + r.status + (r.data.error ? " (" + r.data.error + ")" : "") + ".");
+        return;
+      }
       backoff = 1000;
-      setQueue(queue().filter(function (it) { return it.key !== item.key; }));
+      dropItem(item.key);
       if (r.ok) {
         if (item.type !== "skip" && r.data.id) rememberJudgment(item.assignment, r.data.id);
         if (item.type === "submit") todayEl.textContent = String(Number(todayEl.textContent) + 1);
       } else if (!(item.type === "skip" && r.status === 409)) {
-        say("The server did not accept your answer to task #" + item.task + ": " +
-          (r.data.error || "error " + r.status), true);
+        refuse(item, r.data.error || "error " + r.status + ".");
       }
+      settled(item);
       flush();
       if (!queue().length) prefetch();
     }, function () {
-      // Network failure: keep the item (same key) and try again.
       sending = false;
-      scheduleRetry();
-      showNet();
+      if (!navigator.onLine) {
+        waitUncounted(); // sent on the "online" event
+        showNet();
+        return;
+      }
+      failed(item, "the server could not be reached.");
     });
   }
   window.addEventListener("online", function () {
+    // Back online: everything is tried again, held answers too.
     backoff = 1000;
-    showNet();
+    setQueue(queue().map(function (it) { return Object.assign({}, it, { held: false, tries: 0 }); }));
     flush();
   });
   window.addEventListener("offline", showNet);
@@ -343,7 +449,7 @@
     if (prefetched) {
       var t = prefetched;
       prefetched = null;
-      mount(t.id === null ? emptyNode() : t.frag);
+      show(t);
       markPainted(t.id, true);
       if (!queue().length) prefetch();
       return;
@@ -363,13 +469,41 @@
       return t;
     }).then(function (t) {
       say("");
-      mount(t.id === null ? emptyNode() : t.frag);
+      show(t);
       markPainted(t.id, false);
       prefetch();
     }, function () {
       say("Could not load the next task; retrying…", true);
       setTimeout(advance, 2000);
     });
+  }
+  // A task from the server, unless its answer is held in the queue: the server hands that task
+  // back (its lease is still live), and showing it again would invite a second answer. Wait for
+  // the held answer to be retried or discarded instead.
+  function show(t) {
+    if (t.id === null || !isHeld(t.id)) {
+      waitingFor = null;
+      mount(t.id === null ? emptyNode() : t.frag);
+      return;
+    }
+    waitingFor = t.id;
+    current = null;
+    timerEl.textContent = "–";
+    slot.replaceChildren(waitingNode());
+    var retry = noticesEl.querySelector('button[data-action="retry"]');
+    if (retry) retry.focus();
+  }
+  function waitingNode() {
+    var s = document.createElement("section");
+    s.className = "empty";
+    s.id = "task-waiting";
+    var h = document.createElement("h2");
+    h.textContent = "Waiting for an answer that was not sent";
+    var p = document.createElement("p");
+    p.textContent = "The server has not taken one of your answers (see above). Retry it, or " +
+      "discard it to answer that task again; the next task loads when it is settled.";
+    s.append(h, p);
+    return s;
   }
   function loadingNode() {
     var p = document.createElement("p");
@@ -602,6 +736,9 @@
     return { body: body, problem: problem, focusTo: focusTo };
   }
 
+  function taskNumber(form) {
+    return form.querySelector(".task-title .muted").textContent.replace("#", "");
+  }
   function submit() {
     if (!current || !current.form) return;
     var built = buildBody();
@@ -615,10 +752,14 @@
     var item = {
       type: done.revising ? "revise" : "submit",
       assignment: done.id,
-      task: done.form.querySelector(".task-title .muted").textContent.replace("#", ""),
+      task: taskNumber(done.form),
       key: newKey(),
       body: built.body,
+      shown: notices.describe(done.form, done.kind, built.body),
     };
+    // Leave the text box first: its "change" event (fired when the form leaves the page) would
+    // save the answer as a draft again, and a task that comes back (refused) would reopen with it.
+    if (done.form.contains(document.activeElement)) document.activeElement.blur();
     enqueue(item);
     drop("draft:" + done.id);
     say(done.revising ? "Your change was saved as a new revision." : "Submitted.");
@@ -705,7 +846,15 @@
     skipDialog.close();
     skipDialog.querySelector("form").reset();
     var done = current;
-    enqueue({ type: "skip", assignment: done.id, task: "", key: newKey(), body: { reason: reason.slice(0, 500) } });
+    reason = reason.slice(0, 500);
+    enqueue({
+      type: "skip",
+      assignment: done.id,
+      task: taskNumber(done.form),
+      key: newKey(),
+      body: { reason: reason },
+      shown: notices.describeSkip(done.form, reason),
+    });
     drop("draft:" + done.id);
     stopUndo();
     say("Skipped.");
@@ -852,7 +1001,7 @@
   guidelines.open = load("guidelines-open", false);
   guidelines.addEventListener("toggle", function () { save("guidelines-open", guidelines.open); });
   pruneDrafts();
-  showNet();
+  setQueue(queue().map(function (it) { return it.held ? Object.assign({}, it, { held: false, tries: 0 }) : it; }));
   var first = slot.querySelector("form.task");
   mount(first || slot.firstElementChild);
   if (first && isQueued(first.dataset.assignment)) {
@@ -860,7 +1009,7 @@
     current = null;
     slot.replaceChildren(loadingNode());
     whenFlushed().then(function () { return fetchTask(false); }).then(function (t) {
-      mount(t.id === null ? emptyNode() : t.frag);
+      show(t);
       prefetch();
     });
     flush();

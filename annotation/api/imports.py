@@ -15,11 +15,11 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
-from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation.api.parsers import MultiPartParser
 from annotation.api.scoping import scoped_manager_project
 from annotation.errors import NotFound, ValidationFailed
 from annotation.models import ImportJob

@@ -326,3 +326,25 @@ def test_good_text_still_goes_through(api, project, rater):
     )
     assert response.status_code == 201
     assert Judgment.objects.get().rationale == text
+
+
+def test_token_endpoint_refuses_absurd_nesting(db):
+    deep = '{"username": ' + "[" * 100_000 + "]" * 100_000 + ', "password": "x"}'
+    response = Client().post("/api/token/", data=deep, content_type="application/json")
+    assert response.status_code == 400
+    assert "nested" in response.json()["error"]
+
+
+def test_import_form_fields_are_checked(api, project, manager):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    before = snapshot()
+    upload = SimpleUploadedFile("a.jsonl", b'{"prompt": "hi", "responses": ["a", "b"]}\n')
+    response = api(manager).post(
+        f"/api/projects/{project.id}/import/",
+        {"file": upload, "source": "bad\x00"},
+        format="multipart",
+    )
+    assert response.status_code == 400
+    assert "NUL" in response.json()["error"]
+    assert snapshot() == before

@@ -3,6 +3,7 @@ expired leases; and rater activity (judgments per active hour)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -115,12 +116,100 @@ def judgment_hours(m: np.ndarray) -> np.ndarray:
     )
 
 
-def recent_activity(m: np.ndarray, now: Any) -> dict[str, int]:
-    """First submissions in the last 24 hours and how many raters made them."""
-    since = int((now - timedelta(hours=24)).timestamp())
-    recent = ((m[:, COL_FLAGS] & FIRST_REVISION) > 0) & (m[:, COL_EPOCH] >= since)
-    raters = m[recent, COL_RATER]
-    return {"n": int(recent.sum()), "raters": len(np.unique(raters[raters >= 0]))}
+# Rates are averaged over a window that matches the data: a project minutes old is measured over
+# the minutes it has existed (its last hour), not over a day it has not lived yet.
+HOUR = 3600
+WINDOWS = (  # (longest project age it is chosen for, window length, label)
+    (HOUR, HOUR, "last hour"),
+    (7 * 24 * HOUR, 24 * HOUR, "last 24 h"),
+    (None, 7 * 24 * HOUR, "last 7 days"),
+)
+MIN_SPAN = 5 * 60  # never divide by less than 5 minutes: 3 judgments in 20 s are not 540/h
+BIN_SECONDS = 300  # the recent-activity chart: 5-minute bins over the last 2 hours
+RECENT_SECONDS = 2 * HOUR
+
+
+@dataclass(frozen=True)
+class RateWindow:
+    """The window a rate is averaged over. ``seconds``: its nominal length; ``since``: its start
+    (epoch s); ``span(first)``: the part of it that has data, for someone whose first judgment
+    is at ``first`` (at least ``MIN_SPAN``)."""
+
+    label: str
+    seconds: int
+    now: int
+
+    @property
+    def since(self) -> int:
+        return self.now - self.seconds
+
+    def span(self, first: int) -> int:
+        return max(MIN_SPAN, min(self.seconds, self.now - first))
+
+
+def rate_window(first_epoch: int | None, now_epoch: int) -> RateWindow:
+    """Last hour while the project (its first judgment) is under an hour old, last 24 h under a
+    week, last 7 days after."""
+    age = 0 if first_epoch is None else now_epoch - first_epoch
+    for longest, seconds, label in WINDOWS:
+        if longest is None or age < longest:
+            return RateWindow(label, seconds, now_epoch)
+    raise AssertionError("unreachable: the last window has no limit")
+
+
+def hourly(n: int, span_seconds: int) -> float:
+    return n * HOUR / span_seconds
+
+
+def span_text(seconds: int) -> str:
+    """``5 min``, ``3.5 h``, ``2.0 days``: how much data a rate stands on."""
+    if seconds < HOUR:
+        return f"{round(seconds / 60)} min"
+    if seconds < 48 * HOUR:
+        return f"{seconds / HOUR:.1f} h".replace(".0 h", " h")
+    return f"{seconds / 86400:.1f} days".replace(".0 days", " days")
+
+
+def recent_activity(m: np.ndarray, now: Any) -> dict[str, Any]:
+    """First submissions in the rate window (:func:`rate_window`), overall and per rater; the
+    raters active in the last 24 hours; and first submissions per 5 minutes over the last 2
+    hours (with the raters active in each bin)."""
+    now_epoch = int(now.timestamp())
+    flags = m[:, COL_FLAGS]
+    first_sub = ((flags & FIRST_REVISION) > 0) & ((flags & HUMAN) > 0)
+    epoch, rater = m[first_sub, COL_EPOCH], m[first_sub, COL_RATER]
+    window = rate_window(int(epoch.min()) if len(epoch) else None, now_epoch)
+    in_window = epoch >= window.since
+    rater_ids, counts = np.unique(rater[in_window], return_counts=True)
+    firsts = {}
+    if len(epoch):
+        order = np.lexsort((epoch, rater))
+        starts = np.r_[True, rater[order][1:] != rater[order][:-1]]
+        firsts = dict(
+            zip(rater[order][starts].tolist(), epoch[order][starts].tolist(), strict=True)
+        )
+    day = epoch >= now_epoch - 24 * HOUR
+    day_raters = rater[day]
+    start = now_epoch // BIN_SECONDS * BIN_SECONDS - RECENT_SECONDS + BIN_SECONDS
+    recent = (epoch >= start) & (epoch < start + RECENT_SECONDS)
+    bins = (epoch[recent] - start) // BIN_SECONDS
+    n_bins = RECENT_SECONDS // BIN_SECONDS
+    bin_n = np.bincount(bins, minlength=n_bins)
+    pairs = np.unique(np.stack([bins, rater[recent]], axis=1), axis=0)
+    bin_raters = np.bincount(pairs[:, 0], minlength=n_bins)
+    return {
+        "n": int(day.sum()),
+        "raters": len(np.unique(day_raters[day_raters >= 0])),
+        "window": window,
+        "first_epoch": int(epoch.min()) if len(epoch) else None,
+        "window_n": int(in_window.sum()),
+        "window_raters": {
+            int(r): (int(c), int(firsts[int(r)])) for r, c in zip(rater_ids, counts, strict=True)
+        },
+        "bins": [
+            (start + i * BIN_SECONDS, int(bin_n[i]), int(bin_raters[i])) for i in range(n_bins)
+        ],
+    }
 
 
 def _day(epoch: int) -> str:
@@ -183,18 +272,40 @@ def throughput_section(
         [_day(d), int(r), int(dn), int(max(r - dn, 0))]
         for d, r, dn in zip(days, req, done, strict=True)
     ]
-    last_24h, active_24h = recent["n"], recent["raters"]
-    rate = last_24h / 24.0
+    window: RateWindow = recent["window"]
+    span = window.span(recent["first_epoch"] or window.now)
+    rate = hourly(recent["window_n"], span)
     eta_hours = remaining / rate if rate > 0 else None
     summary = {
         "remaining_judgments": int(remaining),
-        "judgments_last_24h": last_24h,
+        "judgments_last_24h": recent["n"],
+        "rate_window": window.label,
+        "rate_span_seconds": span,
+        "judgments_in_window": recent["window_n"],
         "rate_per_hour": round(rate, 2),
-        "eta_hours": None if eta_hours is None else round(eta_hours, 1),
-        "active_raters_24h": active_24h,
+        "eta_hours": None if eta_hours is None else round(eta_hours, 2),
+        "active_raters_24h": recent["raters"],
+        "active_raters_in_window": len(recent["window_raters"]),
         "skipped_total": sum(s for _, s, _ in leases),
         "expired_total": sum(e for _, _, e in leases),
     }
+    rate_names = usernames(list(recent["window_raters"]))
+    rate_rows = [
+        [
+            "all raters",
+            recent["window_n"],
+            round(span / 3600, 3),
+            round(rate, 2),
+            None if eta_hours is None else round(eta_hours, 2),
+        ]
+    ]
+    by_rate = sorted(
+        (
+            (-hourly(n, window.span(first)), rate_names.get(rid, str(rid)), n, window.span(first))
+            for rid, (n, first) in recent["window_raters"].items()
+        ),
+    )
+    rate_rows += [[name, n, round(sp / 3600, 3), round(-r, 2), None] for r, name, n, sp in by_rate]
     tables = {
         "per_day": table(
             "Judgments per day",
@@ -213,6 +324,17 @@ def throughput_section(
         ),
         "burndown": table(
             "Queue burn-down", ["day", "required_total", "done_total", "remaining"], burn
+        ),
+        "rates": table(
+            f"Throughput over the {window.label} ({span_text(span)} of data), overall and per "
+            "rater; ETA = remaining judgments at this rate",
+            ["rater", "judgments", "hours_covered", "per_hour", "eta_hours"],
+            rate_rows,
+        ),
+        "per_5min": table(
+            "Judgments per 5 minutes (last 2 h)",
+            ["time", "judgments", "active_raters"],
+            [[_hour(t), n, r] for t, n, r in recent["bins"]],
         ),
         "leases": table(
             "Skipped and expired leases per day",

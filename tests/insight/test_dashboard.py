@@ -147,7 +147,12 @@ def test_throughput_and_burndown(project) -> None:
     s = data["summary"]
     assert s["remaining_judgments"] == 40
     assert s["judgments_last_24h"] == 20
-    assert s["eta_hours"] == pytest.approx(40 / (20 / 24), abs=0.1)
+    # All 20 judgments are seconds old: the rate is over the project's first 5 minutes
+    # (the shortest span a rate stands on), not a 24 h average.
+    assert s["rate_window"] == "last hour"
+    assert s["rate_span_seconds"] == 300
+    assert s["rate_per_hour"] == 20 * 12
+    assert s["eta_hours"] == pytest.approx(40 / (20 * 12), abs=0.01)
     assert s["active_raters_24h"] == 2
     burn = data["tables"]["burndown"]["rows"]
     assert burn[-1][1:] == [60, 20, 40]

@@ -157,6 +157,10 @@ class TrainingRun(models.Model):
     triggered_by = models.CharField(max_length=32, default="manual")
     current_step = models.CharField(max_length=64, blank=True)
     progress = models.FloatField(default=0.0, help_text="0..1 over the whole cycle.")
+    step_progress = models.FloatField(default=0.0, help_text="0..1 within current_step.")
+    step_started_at = models.DateTimeField(
+        null=True, blank=True, help_text="When current_step (this attempt of it) started."
+    )
     metrics = models.JSONField(default=dict, blank=True)
     curve = models.JSONField(default=list, blank=True, help_text="[{step, loss, ...}, ...]")
     timings = models.JSONField(default=dict, blank=True, help_text="Seconds per step.")

@@ -8,7 +8,7 @@ which is what a KL to a reference needs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,9 +47,11 @@ def generate(
     max_prompt_length: int = 256,
     batch_size: int = 8,
     seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[list[Sample]]:
     """``k`` samples for each prompt (``temperature == 0``: greedy, the k samples are equal).
-    Prompt and new tokens are fitted into the model's context window."""
+    Prompt and new tokens are fitted into the model's context window. ``progress(done, total)``
+    is called after every batch with the number of samples generated so far."""
     model.eval()
     device = next(model.parameters()).device
     context = context_window(model.config)
@@ -91,6 +93,8 @@ def generate(
             ids = [t for t in ids[:n] if t != pad]
             text = tokenizer.decode(ids, skip_special_tokens=True)
             out[i].append(Sample(text, tuple(ids), tuple(logps[row, : len(ids)].tolist())))
+        if progress is not None:
+            progress(start + len(rows), len(expanded))
     return out
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from django.db.models import Count, Q
@@ -89,7 +90,14 @@ def prompts_needing_candidates(project: Project, n: int) -> list[Any]:
     )
 
 
-def _sample(models: Models, project: Project, path: str, prompts: list[Any], seed: int) -> Any:
+def _sample(
+    models: Models,
+    project: Project,
+    path: str,
+    prompts: list[Any],
+    seed: int,
+    progress: Callable[[float], None] | None = None,
+) -> Any:
     from training.generate import generate
 
     return generate(
@@ -101,6 +109,7 @@ def _sample(models: Models, project: Project, path: str, prompts: list[Any], see
         top_p=project.top_p,
         max_new_tokens=project.max_new_tokens,
         seed=seed,
+        progress=None if progress is None else lambda done, total: progress(done / total),
     )
 
 
@@ -153,8 +162,14 @@ def step_generate(ctx: Context) -> tuple[dict[str, Any], Any]:
     prompts = prompts_needing_candidates(ctx.project, int(ctx.cfg["prompts_per_cycle"]))
     seed = int(ctx.cfg["seed"]) * 1000 + cycle_index(ctx)
     models = Models(ctx.cfg["device"])
+    ctx.report("generate", 0.02)  # the model is loaded; sampling reports after every batch
     samples = _sample(
-        models, ctx.project, version.artifact_path, [p.messages for p in prompts], seed
+        models,
+        ctx.project,
+        version.artifact_path,
+        [p.messages for p in prompts],
+        seed,
+        progress=ctx.reporter("generate", 0.02, 1.0),
     )
     params = {
         "temperature": ctx.project.temperature,
@@ -228,6 +243,7 @@ def step_select(ctx: Context) -> tuple[dict[str, Any], Any]:
     texts = {r.id: r.text for r in rows}
     scores, heads, temperature = None, None, 1.0
     if judge is not None and cands:
+        ctx.report("select", 0.05)
         values = scores_for(
             Models(ctx.cfg["device"]), judge, [(r.prompt.messages, r.text) for r in rows]
         )
@@ -238,6 +254,7 @@ def step_select(ctx: Context) -> tuple[dict[str, Any], Any]:
         scores = {r.id: v / temperature for r, v in zip(rows, values, strict=True)}
         if float(ctx.cfg["random_share"]) < 1.0 and int(ctx.cfg["ensemble_heads"]) > 1:
             heads = _head_rewards(ctx, judge, rows)
+    ctx.report("select", 0.8)
     chosen = select_pairs(
         cands,
         scores,

@@ -135,9 +135,20 @@ def _metadata_metrics(path: Path) -> dict[str, Any]:
     return json.loads((path / "metadata.json").read_text()).get("metrics", {})
 
 
+# Trainer metrics kept on the run's curve beside the loss (TRL's names; what the run page plots).
+CURVE_METRICS = ("rewards/accuracies", "rewards/margins", "kl")
+
+
 def _progress(ctx: Context, name: str, label: str) -> Any:
     def callback(p: Any) -> None:
         point = {"model": label, "i": p.step, "of": p.total_steps, "loss": round(p.loss, 5)}
+        point.update(
+            {
+                k: round(float(p.metrics[k]), 5)
+                for k in CURVE_METRICS
+                if isinstance(p.metrics.get(k), int | float)
+            }
+        )
         ctx.report(name, p.step / max(1, p.total_steps), point)
 
     return callback
@@ -334,8 +345,9 @@ def step_evaluate(ctx: Context) -> tuple[dict[str, Any], Any]:
     models = candidates.Models(ctx.cfg["device"])
     prompts = candidates.eval_prompts(ctx.project, int(ctx.cfg["eval_prompts"]))
     result: dict[str, Any] = {"judge": judge.id, "prompts": len(prompts)}
-    for version in policies:
+    for n, version in enumerate(policies):
         parent = version.parent or policy_parent(ctx.project)
+        share = 1 / len(policies)
         metrics = compare_policies(
             models.policy(version.artifact_path),
             models.policy(parent.artifact_path),
@@ -347,6 +359,7 @@ def step_evaluate(ctx: Context) -> tuple[dict[str, Any], Any]:
             top_p=ctx.project.top_p,
             max_new_tokens=min(ctx.project.max_new_tokens, 256),
             seed=int(ctx.cfg["seed"]),
+            progress=ctx.reporter("evaluate", n * share, (n + 1) * share),
         )
         passed, reason = promotion_rule(metrics, ctx.cfg)
         result[str(version.id)] = {**_scalars(metrics), "passed": passed, "reason": reason}
@@ -484,6 +497,7 @@ def cycle_execute(*, run_id: int) -> str:
         TrainingRun.objects.filter(id=run_id).update(
             status=RunStatus.SUCCEEDED,
             progress=1.0,
+            step_progress=1.0,
             current_step="done",
             finished_at=timezone.now(),
         )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from annotation.models import Project, RunStep, TrainingRun
 from annotation.run_options import run_option_defaults
@@ -37,6 +38,10 @@ STEP_WEIGHTS = {
     "tasks": 0.03,
 }
 
+# Fine-grained progress inside a step is written at most this often (seconds); a step change is
+# written at once.
+PROGRESS_INTERVAL = 0.5
+
 # The run options and their defaults are listed once, with their ranges, in
 # annotation/run_options.py (the API checks a run's config against the same table).
 DEFAULTS: dict[str, Any] = run_option_defaults()
@@ -55,23 +60,38 @@ class Context:
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     curve: list[dict[str, Any]] = field(default_factory=list)
     _last_write: float = 0.0
+    _written_step: str = ""
 
     def progress_base(self, name: str) -> float:
         names = list(STEP_WEIGHTS)
         return sum(STEP_WEIGHTS[n] for n in names[: names.index(name)])
 
     def report(self, name: str, fraction: float, point: dict[str, Any] | None = None) -> None:
-        """Progress inside step ``name`` (0..1); written at most twice a second."""
+        """Progress inside step ``name`` (0..1). A new step is written at once (with its start
+        time), so ``current_step`` names the running step from its first moment; progress within
+        a step is written at most twice a second (and always when it reaches 1)."""
         if point is not None:
             self.curve.append({"phase": name, **point})
         now = time.monotonic()
-        if now - self._last_write < 0.5 and fraction < 1.0:
+        new_step = name != self._written_step
+        if not new_step and now - self._last_write < PROGRESS_INTERVAL and fraction < 1.0:
             return
         self._last_write = now
-        progress = self.progress_base(name) + STEP_WEIGHTS[name] * min(1.0, fraction)
-        TrainingRun.objects.filter(id=self.run.id).update(
-            progress=round(progress, 4), current_step=name, curve=self.curve[-500:]
-        )
+        fraction = max(0.0, min(1.0, fraction))
+        fields: dict[str, Any] = {
+            "progress": round(self.progress_base(name) + STEP_WEIGHTS[name] * fraction, 4),
+            "current_step": name,
+            "step_progress": round(fraction, 4),
+            "curve": self.curve[-500:],
+        }
+        if new_step:
+            fields["step_started_at"] = timezone.now()
+            self._written_step = name
+        TrainingRun.objects.filter(id=self.run.id).update(**fields)
+
+    def reporter(self, name: str, low: float = 0.0, high: float = 1.0) -> Callable[[float], None]:
+        """``report`` for a part of step ``name``: fraction f of the part is low + (high-low)·f."""
+        return lambda f: self.report(name, low + (high - low) * f)
 
 
 def run_step(ctx: Context, name: str, step: Step) -> dict[str, Any]:
@@ -92,7 +112,8 @@ def run_step(ctx: Context, name: str, step: Step) -> dict[str, Any]:
         run.timings = {**run.timings, name: round(seconds, 3)}
         run.metrics = {**run.metrics, name: summary(result)}
         run.progress = round(ctx.progress_base(name) + STEP_WEIGHTS[name], 4)
-        run.save(update_fields=["timings", "metrics", "progress"])
+        run.step_progress = 1.0
+        run.save(update_fields=["timings", "metrics", "progress", "step_progress"])
     ctx.results[name] = result
     return result
 

@@ -1,0 +1,85 @@
+"""Progress as the database shows it while a step runs: the step's name from its first moment,
+and several increasing values during generation (one per prompt batch)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from annotation import models
+from tests.workers.conftest import make_loop_project
+from workers import candidates, steps
+from workers.pipelines import run_config
+
+
+def _context(project: models.Project, tmp_path: Any) -> steps.Context:
+    run = models.TrainingRun.objects.create(
+        project=project,
+        status=models.RunStatus.RUNNING,
+        config={"prompts_per_cycle": 6, "device": "cpu"},
+    )
+    return steps.Context(run=run, project=project, root=tmp_path, cfg=run_config(run))
+
+
+def _watch(ctx: steps.Context) -> list[tuple[str, float, float]]:
+    """Wrap ``ctx.report``: after every call, what the run's row says (step, step, overall)."""
+    seen: list[tuple[str, float, float]] = []
+    report = ctx.report
+
+    def spy(name: str, fraction: float, point: dict[str, Any] | None = None) -> None:
+        report(name, fraction, point)
+        row = models.TrainingRun.objects.values_list(
+            "current_step", "step_progress", "progress"
+        ).get(id=ctx.run.id)
+        seen.append(row)
+
+    ctx.report = spy  # type: ignore[method-assign]
+    return seen
+
+
+@pytest.mark.django_db
+def test_current_step_names_the_running_step_at_once(tiny_base, tmp_path, settings):
+    settings.LOOP_ARTIFACTS_DIR = str(tmp_path)
+    project = make_loop_project(tiny_base)
+    ctx = _context(project, tmp_path)
+    seen = _watch(ctx)
+    names: list[str] = []
+
+    def probe(c: steps.Context) -> tuple[dict[str, Any], None]:
+        names.append(models.TrainingRun.objects.get(id=c.run.id).current_step)
+        return {}, None
+
+    # Two steps started within the throttle interval: the second is still written at once.
+    steps.run_step(ctx, "register", probe)
+    steps.run_step(ctx, "generate", probe)
+
+    assert names == ["register", "generate"]
+    run = models.TrainingRun.objects.get(id=ctx.run.id)
+    assert run.step_started_at is not None
+    assert seen[-1][0] == "generate"
+
+
+@pytest.mark.django_db
+def test_generate_step_reports_progress_per_batch(tiny_base, tmp_path, settings, monkeypatch):
+    settings.LOOP_ARTIFACTS_DIR = str(tmp_path)
+    monkeypatch.setattr(steps, "PROGRESS_INTERVAL", 0.0, raising=False)  # every report reaches the database
+    project = make_loop_project(tiny_base, prompts=6, samples_per_prompt=3)
+    ctx = _context(project, tmp_path)
+    ctx.cfg = {**ctx.cfg, "prompts_per_cycle": 6}
+    seen = _watch(ctx)
+
+    steps.run_step(ctx, "generate", candidates.step_generate)
+
+    during = [(step, frac) for step, frac, _ in seen]
+    assert {step for step, _ in during} == {"generate"}
+    fractions = [frac for _, frac in during]
+    # 6 prompts x 3 samples in batches of 8: three batches, each one a new value
+    inside = [f for f in fractions if 0 < f < 1]
+    assert len(inside) >= 3, fractions
+    assert fractions == sorted(fractions)
+    assert len(set(fractions)) == len(fractions)
+    assert fractions[-1] == 1.0
+    overall = [p for _, _, p in seen]
+    assert overall == sorted(overall)
+    assert models.Response.objects.filter(generation_run=ctx.run).count() > 0

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 
 class DomainError(Exception):
-    """Base class: ``message`` tells the caller what to fix."""
+    """Base class: ``message`` tells the caller what to fix; ``code``, when set, tells a client
+    program which case this is (sent beside the message)."""
 
     status_code = 400
+    code = ""
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
@@ -30,6 +32,13 @@ class NotFound(DomainError):
 
 class PermissionDenied(DomainError):
     status_code = 403
+
+
+class RaterExcluded(PermissionDenied):
+    """A manager has excluded the rater: final until they restore them (not a session problem,
+    so a client must not retry it as one)."""
+
+    code = "excluded"
 
 
 class Conflict(DomainError):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet
 
-from annotation.errors import NotFound, PermissionDenied
+from annotation.errors import NotFound, PermissionDenied, RaterExcluded
 from annotation.models import Membership, Project, RaterExclusion, Role
 from annotation.precompiled import membership_project
 
@@ -92,13 +92,13 @@ def require_labeling_standing(
     """The rater may label this project *now*: still a member and not excluded. Row ownership
     alone is not enough, since a removed member keeps the ids of their leases and judgments.
 
-    NotFound (404) for a former member, as for another project's data; PermissionDenied (403)
-    for an excluded rater. ``member``: what the caller already read of the membership;
-    ``not_found``: the 404's message (the id the caller asked for).
+    NotFound (404) for a former member, as for another project's data; RaterExcluded (403) for
+    an excluded rater. ``member``: what the caller already read of the membership; ``not_found``:
+    the 404's message (the id the caller asked for).
     """
     if member is None:
         member = is_current_member(project_id=project_id, user=rater)
     if not (member or rater.is_superuser):
         raise NotFound(not_found or f"Project {project_id} not found.")
     if is_excluded(project_id=project_id, rater_id=rater.id):
-        raise PermissionDenied(EXCLUDED_MESSAGE)
+        raise RaterExcluded(EXCLUDED_MESSAGE)

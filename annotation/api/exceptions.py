@@ -31,6 +31,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         body: dict[str, Any] = {"error": exc.message}
         if exc.field:
             body["field"] = exc.field
+        if exc.code:
+            body["code"] = exc.code
         return Response(body, status=exc.status_code)
     if isinstance(exc, RequestDataTooBig):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE

@@ -33,7 +33,7 @@ from annotation.errors import (
     Conflict,
     NoTaskAvailable,
     NotFound,
-    PermissionDenied,
+    RaterExcluded,
     ValidationFailed,
 )
 from annotation.models import (
@@ -181,7 +181,7 @@ def assignment_claim_next(
     Without ``prefetch`` a rater who already holds a live lease gets it back (resume). With
     ``prefetch`` the rater may hold one more lease, so a client can load the next task while the
     current one is on screen. Locks: the chosen task row (FOR UPDATE SKIP LOCKED). Raises
-    NoTaskAvailable when nothing is left for this rater, PermissionDenied when a manager has
+    NoTaskAvailable when nothing is left for this rater, RaterExcluded (403) when a manager has
     excluded them. The caller has checked that the rater is a member (project scoping).
     """
     assignment_expire_stale(project_id=project.id)
@@ -196,7 +196,7 @@ def assignment_claim_next(
             )
         else:
             if is_excluded(project_id=project.id, rater_id=rater.id):
-                raise PermissionDenied(EXCLUDED_MESSAGE)
+                raise RaterExcluded(EXCLUDED_MESSAGE)
             live = _live_assignments(project=project, rater=rater)
             claim = None
             if len(live) < max_held:
@@ -213,7 +213,7 @@ def assignment_claim_next(
     if live is None:
         # The statement claims nothing for an excluded rater; say why rather than "none left".
         if is_excluded(project_id=project.id, rater_id=rater.id):
-            raise PermissionDenied(EXCLUDED_MESSAGE)
+            raise RaterExcluded(EXCLUDED_MESSAGE)
         live = _live_assignments(project=project, rater=rater)
     if len(live) >= max_held:
         return Claim(assignment=live[-1] if prefetch else live[0], resumed=True)

@@ -22,6 +22,7 @@ from annotation.views.rater_stats import judged_today
 from annotation.views.task_view import task_context
 
 TASK_TEMPLATE = "annotation/label/_task.html"
+REFUSED_TEMPLATE = "annotation/label/refused.html"
 UNDO_SECONDS = 10
 
 
@@ -48,7 +49,8 @@ def label_page(request: HttpRequest, project_id: int) -> HttpResponse:
     try:
         assignment = _claim(request, project, prefetch=False)
     except DomainError as exc:
-        return HttpResponse(exc.message, status=exc.status_code, content_type="text/plain")
+        context = {"project": project, "message": exc.message}
+        return render(request, REFUSED_TEMPLATE, context, status=exc.status_code)
     context = {
         "project": project,
         "today": judged_today(project=project, rater=request.user),
@@ -65,14 +67,18 @@ def label_page(request: HttpRequest, project_id: int) -> HttpResponse:
 def label_next(request: HttpRequest, project_id: int) -> HttpResponse:
     """The HTML of the rater's next task (``prefetch=1``: one more than the one on screen).
 
-    204 when nothing is left. The assignment id travels in the ``X-Assignment-Id`` header.
+    204 when nothing is left. The assignment id travels in the ``X-Assignment-Id`` header. A
+    refusal is text with its status; ``X-Refusal-Code`` marks one that is final (excluded).
     """
     project = _project(request, project_id)
     prefetch = request.POST.get("prefetch") in {"1", "true"}
     try:
         assignment = _claim(request, project, prefetch=prefetch)
     except DomainError as exc:
-        return HttpResponse(exc.message, status=exc.status_code, content_type="text/plain")
+        refused = HttpResponse(exc.message, status=exc.status_code, content_type="text/plain")
+        if exc.code:
+            refused["X-Refusal-Code"] = exc.code  # final: the script stops asking
+        return refused
     if assignment is None:
         return HttpResponse(status=204)
     html = render_to_string(

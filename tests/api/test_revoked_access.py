@@ -149,6 +149,7 @@ def test_excluded_rater_can_read_but_not_label(world, write_path):
         response = getattr(client, method)(url, BODIES, format="json")
         assert response.status_code == 403, (url, response.status_code)
         assert "excluded you" in response.json()["error"]
+        assert response.json()["code"] == "excluded"  # a client must not retry it as a session
     # Every other route and method: nothing is written, and only reads may succeed.
     for url in routes_for(
         {"project_id": project.id, "assignment_id": held.id, "judgment_id": judgment.id}

@@ -165,3 +165,38 @@ def test_server_errors_are_retried_up_to_a_cap_then_shown_with_retry(open_sessio
     assert s.page.locator("#notices").is_hidden()
     assert s.page.get_attribute("form.task", "data-kind") == "pairwise"
     assert s.errors == []
+
+
+def test_an_excluded_rater_is_told_why_and_the_page_stops_asking(open_session, project, rater):
+    """Excluding a rater ends their leases; their queued answer is refused for good (not retried
+    as a lost session), the page says why instead of "retrying" forever, and nothing is stored."""
+    from annotation.services.exclusions import rater_exclude
+
+    for i in range(3):
+        task_with_text(project, kind="pairwise", texts=PLAIN_ANSWERS[i : i + 2])
+    manager = make_rater(project, role="manager", username="mona")
+    s = open_session(rater)
+    s.label(project.id)
+    s.wait_for_prefetch()
+    rater_exclude(project=project, rater_id=rater.id, by=manager, reason="random clicking")
+    answer(s, "a", "3")
+    notice = s.page.locator("#notices .notice.refused")
+    notice.wait_for()
+    assert "A manager has excluded you from labeling this project" in notice.inner_text()
+    refused = s.page.locator("#task-refused")
+    refused.wait_for()
+    assert "excluded you" in refused.inner_text()
+    assert "comes back" not in notice.inner_text()  # it does not: the lease has ended
+    assert s.page.locator("#alert").is_hidden()  # said once, in the page, not three times
+    assert s.page.locator("#btn-undo").is_hidden()
+    assert s.page.locator("#btn-skip").is_hidden()
+    s.wait_for_queue_empty()
+    requests: list[str] = []
+    s.page.on("request", lambda r: requests.append(r.url))
+    s.page.wait_for_timeout(3000)
+    assert not [u for u in requests if "/next/" in u or "/judgment/" in u]  # it stopped asking
+    assert Judgment.objects.count() == 0
+    s.screenshot("excluded-rater")
+    # A reload shows the same reason as a page, not a bare text response.
+    s.page.reload()
+    assert "excluded you" in s.page.inner_text("#label-refused")

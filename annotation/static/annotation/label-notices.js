@@ -123,7 +123,7 @@
 
   var WHAT = { submit: "your answer to", revise: "your change to", skip: "your skip of" };
 
-  /* One notice: {key, type, shown, reason, held, tries}. */
+  /* One notice: {key, type, shown, reason, held, tries, final}. */
   function noticeNode(n) {
     var shown = n.shown || { title: "task #" + (n.task || "?"), rows: [] };
     var box = el("article", "notice" + (n.held ? " held" : " refused"));
@@ -143,6 +143,7 @@
     if (dl.childNodes.length) box.appendChild(dl);
     box.appendChild(el("p", "hint", n.held ?
       "It is kept in this browser and sent when you retry; nothing is lost unless you discard it." :
+      n.final ? "Nothing was stored." :
       "Nothing was stored. The task comes back so you can answer it again."));
     var actions = el("div", "notice-actions");
     if (n.held) {

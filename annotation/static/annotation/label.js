@@ -143,7 +143,7 @@
   // What the server says decides what happens to an answer:
   // - 2xx: stored (a retry with the same Idempotency-Key answers 200 with the first judgment);
   // - 401/403: the session ended or the CSRF token is stale; kept and retried until the rater is
-  //   logged in again (the page says so);
+  //   logged in again (the page says so). A 403 with code "excluded" is final, like a 4xx below;
   // - any other 4xx: final. The answer leaves the queue and is shown as refused, with the
   //   server's reason (a skip answered 409 was already settled: nothing to show);
   // - 5xx, 408, 429, or no connection while the browser says it is online: retried with back-off
@@ -171,9 +171,10 @@
     save("refused", list.slice(-20));
     showNotices();
   }
-  function refuse(item, reason) {
+  function refuse(item, reason, final) {
     setRefusals(refusals().concat([{
       key: item.key, type: item.type, task: item.task, shown: item.shown, reason: reason,
+      final: Boolean(final), // the task does not come back (the rater was excluded)
     }]));
   }
   function judgmentFor(assignmentId) { return load("judgments", {})[assignmentId]; }
@@ -220,7 +221,7 @@
   var shownNotices = "";
   function showNotices() {
     var list = refusals().map(function (r) {
-      return { key: r.key, type: r.type, task: r.task, shown: r.shown, reason: r.reason, held: false };
+      return { key: r.key, type: r.type, task: r.task, shown: r.shown, reason: r.reason, held: false, final: r.final };
     }).concat(queue().filter(function (it) { return it.held; }).map(function (it) {
       return { key: it.key, type: it.type, task: it.task, shown: it.shown, reason: it.error, held: true, tries: it.tries };
     }));
@@ -325,7 +326,7 @@
       });
     }).then(function (r) {
       sending = false;
-      if (r.status === 401 || r.status === 403) {
+      if ((r.status === 401 || r.status === 403) && r.data.code !== "excluded") {
         say("The server refused your answer (" + (r.data.error || r.status) + "). " +
           "If your session ended, log in again in another tab; your answers are kept here.", true);
         waitUncounted();
@@ -342,7 +343,8 @@
         if (item.type !== "skip" && r.data.id) rememberJudgment(item.assignment, r.data.id);
         if (item.type === "submit") todayEl.textContent = String(Number(todayEl.textContent) + 1);
       } else if (!(item.type === "skip" && r.status === 409)) {
-        refuse(item, r.data.error || "error " + r.status + ".");
+        refuse(item, r.data.error || "error " + r.status + ".", r.data.code === "excluded");
+        if (r.data.code === "excluded") stopLabeling(r.data.error);
       }
       settled(item);
       flush();
@@ -368,6 +370,14 @@
   // ---------------------------------------------------------------- fetching tasks
   function parseTask(resp) {
     if (resp.status === 204) return { id: null };
+    if (resp.headers.get("X-Refusal-Code")) {
+      // Final (a manager excluded this rater): say why and stop asking.
+      return resp.text().then(function (reason) {
+        var refusal = new Error(reason);
+        refusal.final = true;
+        throw refusal;
+      });
+    }
     if (!resp.ok) throw new Error("HTTP " + resp.status);
     var id = resp.headers.get("X-Assignment-Id");
     if (!id) {
@@ -392,7 +402,7 @@
   function prefetch() {
     // Only once every earlier answer is acknowledged: until then the server still counts the
     // answered task as held, and would hand it back as "the next one".
-    if (prefetched || prefetching || !current || current.id === null || queue().length) return;
+    if (stopped || prefetched || prefetching || !current || current.id === null || queue().length) return;
     var forId = current.id;
     prefetching = fetchTask(true).then(function (t) {
       prefetching = null;
@@ -400,8 +410,9 @@
       if (t.id !== null && (String(t.id) === String(current.id) || isQueued(t.id))) return;
       prefetched = t;
       app.dataset.prefetched = String(t.id); // observable by tests and bench/ui.py
-    }, function () {
+    }, function (err) {
       prefetching = null;
+      if (err && err.final) stopLabeling(err.message);
     });
   }
 
@@ -446,6 +457,7 @@
     });
   }
   function advance() {
+    if (stopped) return;
     if (prefetched) {
       var t = prefetched;
       prefetched = null;
@@ -472,7 +484,11 @@
       show(t);
       markPainted(t.id, false);
       prefetch();
-    }, function () {
+    }, function (err) {
+      if (err && err.final) {
+        stopLabeling(err.message);
+        return;
+      }
       say("Could not load the next task; retrying…", true);
       setTimeout(advance, 2000);
     });
@@ -492,6 +508,36 @@
     slot.replaceChildren(waitingNode());
     var retry = noticesEl.querySelector('button[data-action="retry"]');
     if (retry) retry.focus();
+  }
+  // Final refusal of this rater (a manager excluded them): the task on screen and any prefetched
+  // one are no longer theirs, so the page says why and asks for nothing more. Queued answers are
+  // still sent, and each is shown as refused with the server's reason.
+  var stopped = false;
+  function stopLabeling(reason) {
+    stopped = true;
+    prefetched = null;
+    current = { id: null };
+    timerEl.textContent = "–";
+    stopUndo(); // nothing can be taken back or skipped: the rater's leases have ended
+    document.getElementById("btn-skip").hidden = true;
+    say("");
+    clearAlert();
+    slot.replaceChildren(refusedNode(reason));
+  }
+  function refusedNode(reason) {
+    var s = document.createElement("section");
+    s.className = "empty";
+    s.id = "task-refused";
+    var h = document.createElement("h2");
+    h.textContent = "You cannot label this project now";
+    var p = document.createElement("p");
+    p.setAttribute("role", "alert");
+    p.textContent = reason;
+    var back = document.createElement("a");
+    back.href = "/";
+    back.textContent = "Back to your projects";
+    s.append(h, p, back);
+    return s;
   }
   function waitingNode() {
     var s = document.createElement("section");

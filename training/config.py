@@ -36,6 +36,24 @@ def default_cache_dir() -> str:
     return os.environ.get("TRAINING_CACHE_DIR", str(Path.home() / ".cache" / "prefloop-training"))
 
 
+def _check_report_to(sinks: tuple[str, ...]) -> None:
+    from training.tracking import SINK_PACKAGES, missing_package
+
+    for sink in sinks:
+        _check(
+            sink in SINK_PACKAGES,
+            "report_to",
+            f"unknown tracker {sink!r}; choose from {', '.join(SINK_PACKAGES)}",
+        )
+        package = missing_package(sink)
+        _check(
+            package is None,
+            "report_to",
+            f"{sink!r} needs the {package} package (pip install {package}, or the 'ml' extra)",
+        )
+    _check(len(set(sinks)) == len(sinks), "report_to", "names a tracker twice")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Fields shared by every trainer (the optimisation loop)."""
@@ -82,6 +100,18 @@ class TrainConfig:
     )
     log_every: int = opt(1, "Record training metrics every N steps.")
     progress_bar: bool = opt(False, "Show a tqdm progress bar (the CLI turns it on).")
+    report_to: tuple[str, ...] = opt(
+        (),
+        "Experiment trackers that also receive every logged step's metrics: 'tensorboard' "
+        "(tensorboardX event files), 'mlflow' (an MLflow run); e.g. tensorboard,mlflow. "
+        "Empty = none.",
+    )
+    logging_dir: str = opt("", "TensorBoard event directory; empty = <output_dir>.tensorboard.")
+    mlflow_tracking_uri: str = opt(
+        "", "MLflow tracking store; empty = $MLFLOW_TRACKING_URI, else the file store ./mlruns."
+    )
+    mlflow_experiment: str = opt("prefloop", "MLflow experiment the run is logged under.")
+    run_name: str = opt("", "Run name in the trackers; empty = the last two parts of output_dir.")
 
     def __post_init__(self) -> None:
         _check(bool(self.model), "model", "is required (a local path or cached hub id)")
@@ -118,6 +148,7 @@ class TrainConfig:
         )
         _check(self.lora_r >= 0, "lora_r", "must be >= 0")
         _check(self.log_every >= 1, "log_every", "must be >= 1")
+        _check_report_to(self.report_to)
 
 
 @dataclass(frozen=True)

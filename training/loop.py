@@ -33,6 +33,7 @@ from safetensors.torch import load_model, save_model
 from training.batching import plan_epoch, split_step, token_chunks
 from training.config import TrainConfig
 from training.modeling import autocast
+from training.tracking import open_tracker
 
 
 @dataclass(frozen=True)
@@ -227,85 +228,97 @@ def fit(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
     model.train()
-    bar = None
-    if config.progress_bar and rank == 0:
-        from tqdm import tqdm
+    # TensorBoard / MLflow when config.report_to names them (training/tracking.py); rank 0 only.
+    with open_tracker(config, main_process=rank == 0) as tracker:
+        bar = None
+        if config.progress_bar and rank == 0:
+            from tqdm import tqdm
 
-        bar = tqdm(total=total, initial=start_step, desc="train", unit="step")
-    if evaluate is not None and start_step == 0:
-        initial = {f"eval/{k}": v for k, v in evaluate(getattr(model, "module", model)).items()}
-        history.append({"step": 0, **initial})
-        model.train()
-    t0 = time.perf_counter()
-    plans: dict[int, list[list[int]]] = {}
-    for step in range(start_step, total):
-        epoch, index = divmod(step, steps_per_epoch)
-        if epoch not in plans:
-            plans = {epoch: epoch_plan(epoch)}
-        step_items = plans[epoch][index]
-        step_units = sum(units[i] for i in step_items)
-        micro = split_step(step_items, pieces)
-        sums: dict[str, float] = {}
-        parts = [
-            chunk
-            for i in range(config.grad_accum)
-            for chunk in token_chunks(micro[i * world + rank], lengths, config.max_batch_tokens)
-        ]
-        for n, part in enumerate(parts):
-            share = sum(units[j] for j in part) * world / step_units
-            sync = world == 1 or n == len(parts) - 1  # DDP all-reduces on the last backward
-            with model.no_sync() if not sync else contextlib.nullcontext():
-                with autocast(device, config.bf16):
-                    loss, metrics = train_step(model, [items[j] for j in part])
-                (loss * share).backward()
-            w = share / world
-            for k, v in {"loss": loss.item(), **metrics}.items():
-                sums[k] = sums.get(k, 0.0) + v * (1 if k == "tokens" else w)
-        if config.max_grad_norm > 0:
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm))
-        else:
-            grad_norm = float(
-                torch.norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))
-            )
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        sums, _ = _reduce(sums, 1.0)
-        tokens += int(sums.pop("tokens", 0))
-        done = step + 1
-        elapsed = time.perf_counter() - t0
-        eta = elapsed / (done - start_step) * (total - done)
-        record = {"step": done, **sums, "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0]}
-        if done % config.log_every == 0 or done == total:
-            history.append(record)
-        if evaluate is not None and (
-            done == total or (config.eval_every and done % config.eval_every == 0)
-        ):
-            eval_metrics = {
-                f"eval/{k}": v for k, v in evaluate(getattr(model, "module", model)).items()
-            }
-            record.update(eval_metrics)
+            bar = tqdm(total=total, initial=start_step, desc="train", unit="step")
+        if evaluate is not None and start_step == 0:
+            initial = {f"eval/{k}": v for k, v in evaluate(getattr(model, "module", model)).items()}
+            history.append({"step": 0, **initial})
+            tracker.log(0, initial)
             model.train()
-        if progress is not None and rank == 0:
-            progress(Progress(done, total, sums["loss"], dict(record), eta))
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{sums['loss']:.4f}")
-        if config.save_every and done % config.save_every == 0 and done < total:
-            if rank == 0:
-                save_checkpoint(
-                    checkpoint_root(config) / f"step-{done}",
-                    model,
-                    optimizer,
-                    scheduler,
-                    {
-                        "step": done,
-                        "history": history,
-                        "tokens": tokens,
-                        "eval_metrics": eval_metrics,
-                    },
+        t0 = time.perf_counter()
+        plans: dict[int, list[list[int]]] = {}
+        for step in range(start_step, total):
+            epoch, index = divmod(step, steps_per_epoch)
+            if epoch not in plans:
+                plans = {epoch: epoch_plan(epoch)}
+            step_items = plans[epoch][index]
+            step_units = sum(units[i] for i in step_items)
+            micro = split_step(step_items, pieces)
+            sums: dict[str, float] = {}
+            parts = [
+                chunk
+                for i in range(config.grad_accum)
+                for chunk in token_chunks(micro[i * world + rank], lengths, config.max_batch_tokens)
+            ]
+            for n, part in enumerate(parts):
+                share = sum(units[j] for j in part) * world / step_units
+                sync = world == 1 or n == len(parts) - 1  # DDP all-reduces on the last backward
+                with model.no_sync() if not sync else contextlib.nullcontext():
+                    with autocast(device, config.bf16):
+                        loss, metrics = train_step(model, [items[j] for j in part])
+                    (loss * share).backward()
+                w = share / world
+                for k, v in {"loss": loss.item(), **metrics}.items():
+                    sums[k] = sums.get(k, 0.0) + v * (1 if k == "tokens" else w)
+            if config.max_grad_norm > 0:
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm))
+            else:
+                grad_norm = float(
+                    torch.norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))
                 )
-            barrier()
-    if bar is not None:
-        bar.close()
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            sums, _ = _reduce(sums, 1.0)
+            tokens += int(sums.pop("tokens", 0))
+            done = step + 1
+            elapsed = time.perf_counter() - t0
+            eta = elapsed / (done - start_step) * (total - done)
+            record = {
+                "step": done,
+                **sums,
+                "grad_norm": grad_norm,
+                "lr": scheduler.get_last_lr()[0],
+            }
+            logged = done % config.log_every == 0 or done == total
+            if logged:
+                history.append(record)
+            evaluated = evaluate is not None and (
+                done == total or bool(config.eval_every and done % config.eval_every == 0)
+            )
+            if evaluated and evaluate is not None:
+                eval_metrics = {
+                    f"eval/{k}": v for k, v in evaluate(getattr(model, "module", model)).items()
+                }
+                record.update(eval_metrics)
+                model.train()
+            if logged or evaluated:  # the trackers get what the history keeps, eval included
+                tracker.log(done, record if logged else eval_metrics)
+            if progress is not None and rank == 0:
+                progress(Progress(done, total, sums["loss"], dict(record), eta))
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{sums['loss']:.4f}")
+            if config.save_every and done % config.save_every == 0 and done < total:
+                if rank == 0:
+                    save_checkpoint(
+                        checkpoint_root(config) / f"step-{done}",
+                        model,
+                        optimizer,
+                        scheduler,
+                        {
+                            "step": done,
+                            "history": history,
+                            "tokens": tokens,
+                            "eval_metrics": eval_metrics,
+                        },
+                    )
+                barrier()
+        if bar is not None:
+            bar.close()
     return history, eval_metrics, total, tokens

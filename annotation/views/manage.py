@@ -173,48 +173,22 @@ def rater_exclusion(request: HttpRequest, project_id: int, rater_id: int) -> Htt
 @login_required
 @require_GET
 def leaderboard(request: HttpRequest, project_id: int) -> HttpResponse:
+    from annotation.views import leaderboard_charts as lb
+
     project = _project(request, project_id)
     data = dashboard_get(project.id)
     t = data["tables"]
-    board = t["leaderboard"]
-    rows = (
-        list(
-            zip(
-                _col(board, "system"),
-                _col(board, "rating"),
-                _col(board, "low"),
-                _col(board, "high"),
-                strict=True,
-            )
-        )
-        if board["rows"]
-        else []
-    )
-    rates = t["win_rates"]
-    names = [r[0] for r in rates["rows"]]
-    chart = {
-        "ratings": charts.interval_chart("Bradley-Terry rating (Elo scale), 95% interval", rows),
-        "win_rates": charts.heatmap(
-            "Win rate, row vs column", names, [r[1:] for r in rates["rows"]]
-        ),
-    }
-    curves = [
-        {
-            "run": c["run"],
-            "svgs": [
-                charts.line_chart(f"Run {c['run']}: {name}", {name: points})
-                for name, points in sorted(c["series"].items())
-            ],
-        }
-        for c in data["curves"]
-    ]
+    systems = t["systems"]["rows"]
     return _page(
         request,
         project,
         "leaderboard.html",
         data=data,
-        charts=chart,
-        curves=curves,
+        charts=lb.leaderboard_charts(t),
+        hacking=lb.hacking_curves(data["curves"]),
+        curve_charts=lb.curve_charts(data["curves"]),
+        only_system=systems[0][0] if len(systems) == 1 else None,
+        same_system_judgments=sum(r[1] for r in systems),
         tab="leaderboard",
     )
 

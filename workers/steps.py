@@ -21,22 +21,10 @@ from django.utils import timezone
 
 from annotation.models import Project, RunStep, TrainingRun
 from annotation.run_options import run_option_defaults
+from annotation.run_steps import STEP_WEIGHTS  # each step's share of the progress bar
 
 Commit = Callable[[], None] | None
 Step = Callable[["Context"], tuple[dict[str, Any], Commit]]
-
-# (step name, share of the cycle's progress bar)
-STEP_WEIGHTS = {
-    "snapshot": 0.02,
-    "records": 0.03,
-    "reward": 0.20,
-    "policy": 0.35,
-    "evaluate": 0.10,
-    "register": 0.02,
-    "generate": 0.18,
-    "select": 0.07,
-    "tasks": 0.03,
-}
 
 # Fine-grained progress inside a step is written at most this often (seconds); a step change is
 # written at once.

@@ -25,6 +25,7 @@ from annotation.models import (
     ACTIVE_RUN_STATUSES,
     Judgment,
     Project,
+    Prompt,
     RaterExclusion,
     RunStatus,
     TrainingRun,
@@ -110,6 +111,42 @@ def retrain_due(*, project: Project, now: Any = None) -> tuple[bool, str]:
     return True, f"{fresh} new judgments"
 
 
+def retrain_blockers(*, project: Project) -> list[str]:
+    """What keeps a cycle of ``project`` from succeeding, each as what to fix (empty: it can run).
+
+    Without a base model every cycle fails (the reward model and the first policy start from it);
+    without prompts there is nothing to generate candidates for. No judgments is fine: the first
+    (bootstrap) cycle generates candidates from the base model and creates the first tasks.
+    """
+    problems = []
+    if not project.base_model.strip():
+        problems.append(
+            "The project has no base model to train from. Set base_model to a local model folder "
+            "(or a hub id in the local cache): PATCH /api/projects/"
+            f'{project.id}/ with {{"base_model": "/path/to/model"}}, or in the admin.'
+        )
+    if not Prompt.objects.filter(project=project).exists():
+        problems.append(
+            "The project has no prompts: import prompts first "
+            f"(POST /api/projects/{project.id}/import/)."
+        )
+    return problems
+
+
+def _check_trainers(trainers: object) -> list[str]:
+    """A run's trainers: a non-empty list drawn from rm, dpo, kto, sft (400 otherwise)."""
+    if (
+        not isinstance(trainers, list)
+        or not trainers
+        or any(not isinstance(t, str) or t not in KNOWN_TRAINERS for t in trainers)
+    ):
+        raise ValidationFailed(
+            f"trainers must be a non-empty list of {', '.join(sorted(KNOWN_TRAINERS))}.",
+            field="trainers",
+        )
+    return [t for t in ("rm", "dpo", "kto", "sft") if t in trainers]
+
+
 def _check_config(config: object) -> dict[str, Any]:
     """The run config as given, if every key is a run option with a value in its range
     (``annotation/run_options.py``); otherwise a 400 naming the option."""
@@ -128,15 +165,20 @@ def retrain_claim(
     triggered_by: str,
     config: dict[str, Any] | None = None,
     enqueue: bool = True,
+    trainers: list[str] | None = None,
 ) -> TrainingRun | None:
     """Insert a queued run for ``project``; ``None`` when a cycle is already queued or running.
+    ``trainers`` (a subset of rm, dpo, kto, sft) defaults to the project's.
 
     Locks: none in Python; the unique partial index on active runs decides between racing callers
     (the insert runs in a savepoint so the caller's transaction survives losing). The cycle is
     enqueued when the outermost transaction commits.
     """
     config = _check_config(config if config is not None else {})
-    trainers = [t for t in project.trainers if t in KNOWN_TRAINERS] or ["rm", "dpo"]
+    if trainers is not None:
+        trainers = _check_trainers(trainers)
+    else:
+        trainers = [t for t in project.trainers if t in KNOWN_TRAINERS] or ["rm", "dpo"]
     try:
         with transaction.atomic():
             run = TrainingRun.objects.create(
@@ -154,11 +196,18 @@ def retrain_claim(
 
 
 def retrain_now(
-    *, project: Project, user: Any, config: dict[str, Any] | None = None
+    *,
+    project: Project,
+    user: Any,
+    config: dict[str, Any] | None = None,
+    trainers: list[str] | None = None,
 ) -> TrainingRun:
     """The manager's "retrain now": a cycle regardless of the policy; 409 if one is active."""
     run = retrain_claim(
-        project=project, triggered_by=f"manual:{getattr(user, 'pk', '')}", config=config
+        project=project,
+        triggered_by=f"manual:{getattr(user, 'pk', '')}",
+        config=config,
+        trainers=trainers,
     )
     if run is None:
         active = TrainingRun.objects.filter(project=project, status__in=ACTIVE_RUN_STATUSES).first()

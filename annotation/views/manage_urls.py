@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from annotation.views import manage
+from annotation.views import manage, runs
 
 urlpatterns = [
     path("", manage.manage_index, name="manage-index"),
@@ -14,6 +14,12 @@ urlpatterns = [
         name="manage-rater-exclusion",
     ),
     path("projects/<int:project_id>/leaderboard/", manage.leaderboard, name="manage-leaderboard"),
+    path("projects/<int:project_id>/runs/", runs.runs, name="manage-runs"),
+    path("projects/<int:project_id>/runs/retrain/", runs.retrain_start, name="manage-retrain"),
+    path("projects/<int:project_id>/runs/<int:run_id>/", runs.run_page, name="manage-run"),
+    path(
+        "projects/<int:project_id>/runs/<int:run_id>/data/", runs.run_data, name="manage-run-data"
+    ),
     path("projects/<int:project_id>/exports/", manage.exports, name="manage-exports"),
     path(
         "projects/<int:project_id>/exports/download/",

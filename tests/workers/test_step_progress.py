@@ -63,7 +63,7 @@ def test_current_step_names_the_running_step_at_once(tiny_base, tmp_path, settin
 @pytest.mark.django_db
 def test_generate_step_reports_progress_per_batch(tiny_base, tmp_path, settings, monkeypatch):
     settings.LOOP_ARTIFACTS_DIR = str(tmp_path)
-    monkeypatch.setattr(steps, "PROGRESS_INTERVAL", 0.0, raising=False)  # every report reaches the database
+    monkeypatch.setattr(steps, "PROGRESS_INTERVAL", 0.0)  # every report reaches the database
     project = make_loop_project(tiny_base, prompts=6, samples_per_prompt=3)
     ctx = _context(project, tmp_path)
     ctx.cfg = {**ctx.cfg, "prompts_per_cycle": 6}
@@ -83,3 +83,11 @@ def test_generate_step_reports_progress_per_batch(tiny_base, tmp_path, settings,
     overall = [p for _, _, p in seen]
     assert overall == sorted(overall)
     assert models.Response.objects.filter(generation_run=ctx.run).count() > 0
+
+
+def test_the_run_page_lists_the_steps_the_worker_runs():
+    from annotation.run_steps import RUN_STEPS
+    from workers.pipelines import STEPS
+
+    assert [name for name, _ in STEPS] == [s.name for s in RUN_STEPS]
+    assert sum(s.weight for s in RUN_STEPS) == pytest.approx(1.0)

@@ -16,6 +16,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from annotation.errors import DomainError, NotFound, PermissionDenied
+from annotation.insight.columns import with_headers
 from annotation.insight.csvout import table_csv
 from annotation.insight.dashboard import dashboard_get
 from annotation.models import Project, RaterExclusion
@@ -46,7 +47,7 @@ def _page(request: HttpRequest, project: Project, template: str, **context: Any)
     return render(
         request,
         f"annotation/manage/{template}",
-        {"project": project, "data": data, "tables": data["tables"], **context},
+        {"project": project, "data": data, "tables": with_headers(data["tables"]), **context},
     )
 
 
@@ -66,61 +67,14 @@ def manage_index(request: HttpRequest) -> HttpResponse:
 def overview(request: HttpRequest, project_id: int) -> HttpResponse:
     project = _project(request, project_id)
     data = dashboard_get(project.id)
-    t = data["tables"]
-    days = _col(t["per_day"], "day")
-    hours = _col(t["per_hour"], "hour")
-    burn_days = _col(t["burndown"], "day")
-    lease_days = _col(t["leases"], "day")
-    agreement_rows = [
-        (f"{k}: {m.split(' (')[0]}", v, lo, hi)
-        for k, m, v, lo, hi in zip(
-            _col(t["agreement"], "kind"),
-            _col(t["agreement"], "measure"),
-            _col(t["agreement"], "krippendorff_alpha"),
-            _col(t["agreement"], "alpha_low"),
-            _col(t["agreement"], "alpha_high"),
-            strict=True,
-        )
-    ]
-    bias_rows = list(
-        zip(
-            _col(t["bias"], "monitor"),
-            _col(t["bias"], "share"),
-            _col(t["bias"], "low"),
-            _col(t["bias"], "high"),
-            strict=True,
-        )
+    return _page(
+        request,
+        project,
+        "overview.html",
+        data=data,
+        charts=charts.overview_charts(data),
+        tab="overview",
     )
-    chart = {
-        "per_day": charts.bar_chart("Judgments per day", days, _col(t["per_day"], "judgments")),
-        "active": charts.line_chart(
-            "Active raters per day",
-            {"active raters": list(enumerate(_col(t["per_day"], "active_raters")))},
-            days,
-        ),
-        "per_hour": charts.bar_chart(
-            "Judgments per hour (48 h)", [h[11:16] for h in hours], _col(t["per_hour"], "judgments")
-        ),
-        "burndown": charts.line_chart(
-            "Queue burn-down: judgments remaining",
-            {
-                "remaining": list(enumerate(_col(t["burndown"], "remaining"))),
-                "done": list(enumerate(_col(t["burndown"], "done_total"))),
-            },
-            burn_days,
-        ),
-        "leases": charts.line_chart(
-            "Skipped and expired leases per day",
-            {
-                "skipped": list(enumerate(_col(t["leases"], "skipped"))),
-                "expired": list(enumerate(_col(t["leases"], "expired"))),
-            },
-            lease_days,
-        ),
-        "agreement": charts.interval_chart("Krippendorff's alpha, 95% interval", agreement_rows),
-        "bias": charts.interval_chart("Bias monitors: share, 95% interval (0.5 = none)", bias_rows),
-    }
-    return _page(request, project, "overview.html", data=data, charts=chart, tab="overview")
 
 
 @login_required
@@ -133,7 +87,7 @@ def raters(request: HttpRequest, project_id: int) -> HttpResponse:
         .select_related("rater", "excluded_by", "lifted_by")
         .order_by("-created_at", "-id")[:100]
     )
-    pairs = data["tables"]["cohen_pairs"]
+    pairs = with_headers(data["tables"])["cohen_pairs"]
     shown_pairs = {**pairs, "rows": pairs["rows"][:PAIR_ROWS_SHOWN]}
     return _page(
         request,
@@ -143,6 +97,7 @@ def raters(request: HttpRequest, project_id: int) -> HttpResponse:
         history=history,
         shown_pairs=shown_pairs,
         more_pairs=max(0, len(pairs["rows"]) - PAIR_ROWS_SHOWN),
+        charts=charts.raters_charts(data),
         tab="raters",
     )
 

@@ -1,245 +1,327 @@
-"""Server-side SVG charts for the manager pages (no JavaScript, no CDN, CSP-safe).
+"""Charts of the manager pages as charts.js specs (``annotation/static/annotation/charts.js``).
 
-Every text that reaches the SVG (system names, usernames, labels) goes through ``escape``; the
-markup is built here and only then marked safe. Colours are presentation attributes and CSS
-classes from ``annotation/manage/manage.css`` (inline ``style`` would break the CSP).
+A spec is plain JSON that the page carries in a ``json_script`` element beside its
+``<canvas data-chart=…>``; charts.js draws it with Chart.js. Every spec has a title, labelled
+axes with units, reference lines where a value has a meaning (0 = chance agreement for kappa
+and alpha, 0.5 = no bias for a share) and 95% intervals as error bars. Time series are filled
+with zeros between their first and last point (an hour without judgments is a zero, not a
+missing category), and a series of one point is drawn as a point.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
 
-from django.utils.html import escape
-from django.utils.safestring import SafeString, mark_safe
-
-PALETTE = ["#23395d", "#c2410c", "#1c7c3a", "#7c3aed", "#b42318", "#0e7490", "#a16207"]
-W, H = 640, 220
-PAD_L, PAD_R, PAD_T, PAD_B = 48, 12, 16, 34
-
-
-def _num(v: float) -> str:
-    if v == 0:
-        return "0"
-    if abs(v) >= 1000:
-        return f"{v:.0f}"
-    if abs(v) < 0.01:
-        return f"{v:.3g}"
-    return f"{v:.2f}".rstrip("0").rstrip(".")
+Spec = dict[str, Any]
+RATERS_SHOWN = 30
+PAIRS_SHOWN = 20
+ALPHA, KAPPA = "\u03b1", "\u03ba"  # shown on the charts as Greek letters
 
 
-def _frame(title: str, body: list[str], width: int = W, height: int = H) -> SafeString:
-    head = (
-        f'<svg class="chart" viewBox="0 0 {width} {height}" width="100%" role="img" '
-        f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">'
-        f"<title>{escape(title)}</title>"
-    )
-    # Safe: every text above went through escape().
-    return mark_safe(head + "".join(body) + "</svg>")
+def axis(label: str, unit: str = "", **extra: Any) -> dict[str, Any]:
+    return {"label": label, "unit": unit, **extra}
 
 
-def _axes(lo: float, hi: float, x_labels: Sequence[str]) -> list[str]:
-    out = [
-        f'<line class="axis" x1="{PAD_L}" y1="{H - PAD_B}" x2="{W - PAD_R}" y2="{H - PAD_B}"/>',
-        f'<line class="axis" x1="{PAD_L}" y1="{PAD_T}" x2="{PAD_L}" y2="{H - PAD_B}"/>',
-    ]
-    for i in range(5):
-        v = lo + (hi - lo) * i / 4
-        y = H - PAD_B - (H - PAD_T - PAD_B) * i / 4
-        out.append(f'<line class="grid" x1="{PAD_L}" y1="{y:.1f}" x2="{W - PAD_R}" y2="{y:.1f}"/>')
-        out.append(
-            f'<text class="tick" x="{PAD_L - 4}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{escape(_num(v))}</text>"
-        )
-    if x_labels:
-        step = max(1, math.ceil(len(x_labels) / 8))
-        for i in range(0, len(x_labels), step):
-            x = _x(i, len(x_labels))
-            out.append(
-                f'<text class="tick" x="{x:.1f}" y="{H - PAD_B + 16}" '
-                f'text-anchor="middle">{escape(x_labels[i])}</text>'
-            )
-    return out
+def point(x: Any, y: Any, lo: Any = None, hi: Any = None) -> dict[str, Any]:
+    p = {"x": x, "y": y}
+    if lo is not None and hi is not None:
+        p.update(lo=lo, hi=hi)
+    return p
 
 
-def _x(i: float, n: int) -> float:
-    return PAD_L + (W - PAD_L - PAD_R) * (i / max(n - 1, 1))
+def spec(
+    kind: str,
+    title: str,
+    x: dict[str, Any],
+    y: dict[str, Any],
+    series: list[dict[str, Any]],
+    refs: Sequence[dict[str, Any]] = (),
+) -> Spec:
+    return {"type": kind, "title": title, "x": x, "y": y, "series": series, "refs": list(refs)}
 
 
-def _y(v: float, lo: float, hi: float) -> float:
-    return H - PAD_B - (H - PAD_T - PAD_B) * ((v - lo) / ((hi - lo) or 1.0))
+def has_points(chart: Spec) -> bool:
+    return any(s["points"] for s in chart["series"])
 
 
-def _legend(names: Sequence[str]) -> list[str]:
-    out = []
-    for i, name in enumerate(names):
-        x = PAD_L + 8 + 130 * i
-        out.append(
-            f'<rect x="{x}" y="2" width="10" height="10" fill="{PALETTE[i % len(PALETTE)]}"/>'
-        )
-        out.append(f'<text class="legend" x="{x + 14}" y="11">{escape(name[:18])}</text>')
-    return out
+def chart(chart_id: str, chart_spec: Spec) -> dict[str, Any]:
+    """What ``_chart.html`` renders: the canvas id, the spec, and whether there is anything to
+    draw (an empty chart is a titled box that says so)."""
+    return {"id": f"chart-{chart_id}", "spec": chart_spec, "empty": not has_points(chart_spec)}
 
 
-def line_chart(
-    title: str, series: dict[str, Sequence[tuple[float, float]]], x_labels: Sequence[str] = ()
-) -> SafeString:
-    """Lines over a shared x (index positions when ``x_labels`` is given, else numeric x)."""
-    points = [p for s in series.values() for p in s]
-    if not points:
-        return _frame(
-            title,
-            [
-                f'<text class="empty" x="{W / 2}" y="{H / 2}" '
-                f'text-anchor="middle">No data yet</text>'
-            ],
-        )
-    xs = [p[0] for p in points]
-    ys = [p[1] for p in points]
-    x_lo, x_hi = min(xs), max(xs)
-    lo, hi = min(0.0, min(ys)), max(ys)
-    hi = hi if hi > lo else lo + 1
-    body = _axes(lo, hi, x_labels)
-    if not x_labels:
-        body.append(
-            f'<text class="tick" x="{PAD_L}" y="{H - PAD_B + 16}">{escape(_num(x_lo))}</text>'
-        )
-        body.append(
-            f'<text class="tick" x="{W - PAD_R}" y="{H - PAD_B + 16}" text-anchor="end">'
-            f"{escape(_num(x_hi))}</text>"
-        )
-    span = (x_hi - x_lo) or 1.0
-    for i, (name, pts) in enumerate(series.items()):
-        coords = " ".join(
-            f"{PAD_L + (W - PAD_L - PAD_R) * ((x - x_lo) / span):.1f},{_y(y, lo, hi):.1f}"
-            for x, y in pts
-        )
-        color = PALETTE[i % len(PALETTE)]
-        body.append(
-            f'<polyline class="series" fill="none" stroke="{color}" stroke-width="2" '
-            f'points="{coords}"><title>{escape(name)}</title></polyline>'
-        )
-        if len(pts) <= 40:  # dots too, so a single day still shows
-            for x, y in pts:
-                cx = PAD_L + (W - PAD_L - PAD_R) * ((x - x_lo) / span)
-                body.append(
-                    f'<circle cx="{cx:.1f}" cy="{_y(y, lo, hi):.1f}" r="3" fill="{color}">'
-                    f"<title>{escape(name)}: {escape(_num(y))}</title></circle>"
-                )
-    body += _legend(list(series))
-    return _frame(title, body)
+def column(table: dict[str, Any], name: str) -> list[Any]:
+    i = table["columns"].index(name)
+    return [row[i] for row in table["rows"]]
 
 
-def bar_chart(title: str, labels: Sequence[str], values: Sequence[float]) -> SafeString:
+# -- time series ----------------------------------------------------------------------------------
+
+
+def _fill_days(values: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Every day from the first to the last key (``YYYY-MM-DD``), zeros where none."""
     if not values:
-        return line_chart(title, {})
-    hi = max(max(values), 1)
-    n = len(values)
-    width = (W - PAD_L - PAD_R) / n
-    body = _axes(0, hi, [])
-    for i, (label, v) in enumerate(zip(labels, values, strict=True)):
-        x = PAD_L + i * width
-        y = _y(v, 0, hi)
-        body.append(
-            f'<rect class="bar" x="{x + 1:.1f}" y="{y:.1f}" width="{max(width - 2, 1):.1f}" '
-            f'height="{H - PAD_B - y:.1f}" fill="{PALETTE[0]}">'
-            f"<title>{escape(label)}: {escape(_num(v))}</title></rect>"
-        )
-    step = max(1, math.ceil(n / 8))
-    for i in range(0, n, step):
-        body.append(
-            f'<text class="tick" x="{PAD_L + (i + 0.5) * width:.1f}" y="{H - PAD_B + 16}" '
-            f'text-anchor="middle">{escape(labels[i])}</text>'
-        )
-    return _frame(title, body)
+        return []
+    first, last = date.fromisoformat(min(values)), date.fromisoformat(max(values))
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    return [(d.isoformat(), values.get(d.isoformat(), 0)) for d in days]
 
 
-def interval_chart(title: str, rows: Sequence[tuple[str, float, float, float]]) -> SafeString:
-    """One row per item: a dot at the estimate and a whisker over its interval."""
-    rows = [r for r in rows if r[1] is not None]
-    if not rows:
-        return line_chart(title, {})
-    row_h = 22
-    height = PAD_T + row_h * len(rows) + PAD_B
-    lows = [r[2] if r[2] is not None else r[1] for r in rows]
-    highs = [r[3] if r[3] is not None else r[1] for r in rows]
-    lo, hi = min(lows), max(highs)
-    pad = (hi - lo) * 0.05 or 1.0
-    lo, hi = lo - pad, hi + pad
-    left = 200
-
-    def x(v: float) -> float:
-        return left + (W - left - PAD_R) * (v - lo) / (hi - lo)
-
-    body = []
-    for i, (name, value, low, high) in enumerate(rows):
-        y = PAD_T + row_h * i + row_h / 2
-        low = value if low is None else low
-        high = value if high is None else high
-        body.append(
-            f'<text class="tick" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{escape(name[:30])}</text>"
-        )
-        body.append(
-            f'<line class="whisker" x1="{x(low):.1f}" y1="{y:.1f}" x2="{x(high):.1f}" '
-            f'y2="{y:.1f}" stroke="{PALETTE[0]}" stroke-width="2"/>'
-        )
-        body.append(
-            f'<circle cx="{x(value):.1f}" cy="{y:.1f}" r="4" fill="{PALETTE[1]}">'
-            f"<title>{escape(name)}: {escape(_num(value))} "
-            f"[{escape(_num(low))}, {escape(_num(high))}]</title></circle>"
-        )
-    for i in range(5):
-        v = lo + (hi - lo) * i / 4
-        body.append(
-            f'<text class="tick" x="{x(v):.1f}" y="{height - 10}" text-anchor="middle">'
-            f"{escape(_num(v))}</text>"
-        )
-    return _frame(title, body, height=height)
+def _fill_hours(values: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Every hour from the first to the last key (``YYYY-MM-DDTHH:MM``), zeros where none."""
+    if not values:
+        return []
+    first, last = datetime.fromisoformat(min(values)), datetime.fromisoformat(max(values))
+    n = int((last - first).total_seconds() // 3600) + 1
+    hours = [(first + timedelta(hours=i)).isoformat()[:16] for i in range(n)]
+    return [(h, values.get(h, 0)) for h in hours]
 
 
-def heatmap(
-    title: str, names: Sequence[str], matrix: Sequence[Sequence[float | None]]
-) -> SafeString:
-    """Win-rate matrix: cell colour from red (0) through white (0.5) to green (1)."""
-    n = len(names)
-    if n == 0:
-        return line_chart(title, {})
-    cell = max(18, min(48, (W - 160) // n))
-    left, top = 150, 110
-    width, height = left + cell * n + 10, top + cell * n + 10
-    body = []
-    for j, name in enumerate(names):
-        cx = left + cell * j + cell / 2
-        body.append(
-            f'<text class="tick" transform="translate({cx:.1f},{top - 6}) rotate(-45)">'
-            f"{escape(name[:18])}</text>"
+def _short_hour(iso_hour: str, many_days: bool) -> str:
+    """``14:00``, or ``12-01 14:00`` when the hours span more than one day."""
+    return iso_hour[5:10] + " " + iso_hour[11:16] if many_days else iso_hour[11:16]
+
+
+def per_day_charts(t: dict[str, dict]) -> list[dict[str, Any]]:
+    per_day = t["per_day"]
+    judged = _fill_days(
+        dict(zip(column(per_day, "day"), column(per_day, "judgments"), strict=True))
+    )
+    active = _fill_days(
+        dict(zip(column(per_day, "day"), column(per_day, "active_raters"), strict=True))
+    )
+    day = axis("day", "UTC")
+    return [
+        chart(
+            "per-day",
+            spec(
+                "bar",
+                "Judgments per day (first submissions)",
+                day,
+                axis("judgments", "per day", min=0, integer=True),
+                [{"label": "judgments", "points": [point(d, n) for d, n in judged]}],
+            ),
+        ),
+        chart(
+            "active",
+            spec(
+                "line",
+                "Active raters per day (raters with at least one judgment)",
+                day,
+                axis("raters", "", min=0, integer=True),
+                [{"label": "active raters", "points": [point(d, n) for d, n in active]}],
+            ),
+        ),
+    ]
+
+
+def per_hour_chart(t: dict[str, dict]) -> dict[str, Any]:
+    per_hour = t["per_hour"]
+    hours = _fill_hours(
+        dict(zip(column(per_hour, "hour"), column(per_hour, "judgments"), strict=True))
+    )
+    many_days = len({h[:10] for h, _ in hours}) > 1
+    return chart(
+        "per-hour",
+        spec(
+            "bar",
+            "Judgments per hour (last 48 h)",
+            axis("hour", "UTC"),
+            axis("judgments", "per hour", min=0, integer=True),
+            [
+                {
+                    "label": "judgments",
+                    "points": [point(_short_hour(h, many_days), n) for h, n in hours],
+                }
+            ],
+        ),
+    )
+
+
+def per_5min_chart(t: dict[str, dict]) -> dict[str, Any]:
+    """The last 2 hours in 5-minute bins, from the first bin with a judgment (empty when none:
+    an old project that is quiet now has its hours and days)."""
+    rows = t["per_5min"]["rows"]
+    start = next((i for i, r in enumerate(rows) if r[1]), len(rows))
+    return chart(
+        "per-5min",
+        spec(
+            "bar",
+            "Judgments per 5 minutes (last 2 h)",
+            axis("time", "UTC, start of each 5 minutes"),
+            axis("judgments", "per 5 min", min=0, integer=True),
+            [{"label": "judgments", "points": [point(r[0][11:16], r[1]) for r in rows[start:]]}],
+        ),
+    )
+
+
+def burndown_chart(t: dict[str, dict]) -> dict[str, Any]:
+    b = t["burndown"]
+    days = column(b, "day")
+    return chart(
+        "burndown",
+        spec(
+            "line",
+            "Queue burn-down: judgments remaining and done (cumulative)",
+            axis("day", "UTC"),
+            axis("judgments", "", min=0, integer=True),
+            [
+                {
+                    "label": "remaining",
+                    "points": [
+                        point(d, v) for d, v in zip(days, column(b, "remaining"), strict=True)
+                    ],
+                },
+                {
+                    "label": "done",
+                    "points": [
+                        point(d, v) for d, v in zip(days, column(b, "done_total"), strict=True)
+                    ],
+                },
+            ],
+        ),
+    )
+
+
+def leases_chart(t: dict[str, dict]) -> dict[str, Any]:
+    leases = t["leases"]
+    days = column(leases, "day")
+    series = []
+    for name in ("skipped", "expired"):
+        filled = _fill_days(dict(zip(days, column(leases, name), strict=True)))
+        series.append({"label": name, "points": [point(d, n) for d, n in filled]})
+    return chart(
+        "leases",
+        spec(
+            "bar",
+            "Skipped and expired leases per day",
+            axis("day", "UTC"),
+            axis("leases", "per day", min=0, integer=True),
+            series,
+        ),
+    )
+
+
+def rater_rate_chart(t: dict[str, dict], summary: dict[str, Any]) -> dict[str, Any]:
+    rows = t["rates"]["rows"][1 : 1 + RATERS_SHOWN]
+    more = len(t["rates"]["rows"]) - 1 - len(rows)
+    title = f"Judgments per hour by rater ({summary.get('rate_window', 'last 24 h')})"
+    if more > 0:
+        title += f", fastest {len(rows)} of {len(rows) + more}"
+    return chart(
+        "rater-rates",
+        spec(
+            "bar",
+            title,
+            axis("rater"),
+            axis("judgments", "per hour", min=0),
+            [{"label": "per hour", "points": [point(r[0], r[3]) for r in rows]}],
+        ),
+    )
+
+
+# -- agreement and bias ---------------------------------------------------------------------------
+
+
+def agreement_chart(t: dict[str, dict]) -> dict[str, Any]:
+    """Krippendorff's alpha per task kind and measure, 95% bootstrap interval; 0 = chance."""
+    a = t["agreement"]
+    points = [
+        point(f"{kind} · {measure.split(' (')[0]}", v, lo, hi)
+        for kind, measure, v, lo, hi in zip(
+            column(a, "kind"),
+            column(a, "measure"),
+            column(a, "krippendorff_alpha"),
+            column(a, "alpha_low"),
+            column(a, "alpha_high"),
+            strict=True,
         )
-    for i, name in enumerate(names):
-        y = top + cell * i
-        body.append(
-            f'<text class="tick" x="{left - 6}" y="{y + cell / 2 + 4:.1f}" '
-            f'text-anchor="end">{escape(name[:22])}</text>'
+        if v is not None
+    ]
+    return chart(
+        "agreement",
+        spec(
+            "points",
+            f"Inter-rater agreement: Krippendorff's {ALPHA} per task kind (95% bootstrap interval)",
+            axis("task kind · what is compared"),
+            axis(f"Krippendorff's {ALPHA}", "1 = perfect", max=1),
+            [{"label": ALPHA, "points": points}],
+            [{"value": 0, "label": "0 = chance agreement"}],
+        ),
+    )
+
+
+BIAS_LABELS = {"position": "position: chose the first shown", "length": "length: chose the longer"}
+
+
+def bias_chart(t: dict[str, dict]) -> dict[str, Any]:
+    b = t["bias"]
+    points = [
+        point(BIAS_LABELS.get(name.split(":")[0], name), share, lo, hi)
+        for name, share, lo, hi in zip(
+            column(b, "monitor"),
+            column(b, "share"),
+            column(b, "low"),
+            column(b, "high"),
+            strict=True,
         )
-        for j in range(n):
-            v = matrix[i][j]
-            if v is None:
-                fill = "#e5e7eb"
-            else:
-                t = max(0.0, min(1.0, float(v)))
-                r = int(255 if t < 0.5 else 255 - (t - 0.5) * 2 * 200)
-                g = int(255 if t > 0.5 else 255 - (0.5 - t) * 2 * 200)
-                b = int(255 - abs(t - 0.5) * 2 * 200)
-                fill = f"#{r:02x}{g:02x}{b:02x}"
-            label = "" if v is None else f"{float(v):.2f}"
-            body.append(
-                f'<rect x="{left + cell * j}" y="{y}" width="{cell - 1}" height="{cell - 1}" '
-                f'fill="{fill}"><title>{escape(name)} vs {escape(names[j])}: '
-                f"{escape(label or 'no games')}</title></rect>"
-            )
-            if label and cell >= 30:
-                body.append(
-                    f'<text class="cell" x="{left + cell * j + cell / 2:.1f}" '
-                    f'y="{y + cell / 2 + 4:.1f}" text-anchor="middle">{label}</text>'
-                )
-    return _frame(title, body, width=width, height=height)
+        if share is not None
+    ]
+    return chart(
+        "bias",
+        spec(
+            "points",
+            "Bias monitors: share of A/B choices (Wilson 95% interval)",
+            axis("monitor"),
+            axis("share of A/B choices", "0 to 1", min=0, max=1),
+            [{"label": "share", "points": points}],
+            [{"value": 0.5, "label": "0.5 = no bias"}],
+        ),
+    )
+
+
+def cohen_pairs_chart(t: dict[str, dict]) -> dict[str, Any]:
+    pairs = t["cohen_pairs"]
+    rows = [r for r in pairs["rows"] if r[3] is not None][:PAIRS_SHOWN]
+    total = len(pairs["rows"])
+    title = f"Cohen's {KAPPA} per rater pair (95% interval)"
+    if total > len(rows):
+        title = (
+            f"Cohen's {KAPPA}: the {len(rows)} least agreeing of {total} rater pairs (95% interval)"
+        )
+    return chart(
+        "cohen-pairs",
+        spec(
+            "points",
+            title,
+            axis("rater pair"),
+            axis(f"Cohen's {KAPPA}", "1 = perfect", max=1),
+            [
+                {
+                    "label": KAPPA,
+                    "points": [point(f"{r[0]} · {r[1]}", r[3], r[4], r[5]) for r in rows],
+                }
+            ],
+            [{"value": 0, "label": "0 = chance agreement"}],
+        ),
+    )
+
+
+def overview_charts(data: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The overview's charts by section."""
+    t = data["tables"]
+    recent = per_5min_chart(t)
+    throughput = ([] if recent["empty"] else [recent]) + [per_hour_chart(t)]
+    throughput += per_day_charts(t)
+    throughput += [rater_rate_chart(t, data["summary"]), burndown_chart(t), leases_chart(t)]
+    return {
+        "agreement": [agreement_chart(t)],
+        "bias": [bias_chart(t)],
+        "throughput": throughput,
+    }
+
+
+def raters_charts(data: dict[str, Any]) -> list[dict[str, Any]]:
+    return [cohen_pairs_chart(data["tables"])]

@@ -20,8 +20,11 @@
      refs: [{value: 0, label: "chance", axis: "y"}]   // optional reference lines
    }
    Points with lo/hi are drawn with error bars. A series of one point is drawn as a point, not
-   as a line or a bar that fills the plot. Pages that update live call
-   PrefloopCharts.render(canvas, spec) once and PrefloopCharts.update(chart, spec) after.
+   as a line or a bar that fills the plot (a "bar" chart whose series all have one point too).
+   y.integer: true puts ticks on whole numbers only (counts). Reference lines are always inside
+   the y range (it is widened to include them). A title longer than the canvas is wide wraps
+   onto more lines. Pages that update live call PrefloopCharts.render(canvas, spec) once and
+   PrefloopCharts.update(chart, spec) after.
 */
 (function () {
   "use strict";
@@ -46,7 +49,7 @@
   function chartType(spec) {
     var intervals = hasIntervals(spec);
     var single = spec.series.every(function (s) { return s.points.length <= 1; });
-    if (spec.type === "bar") return intervals ? "barWithErrorBars" : "bar";
+    if (spec.type === "bar" && !single) return intervals ? "barWithErrorBars" : "bar";
     if (spec.type === "points" || single) return intervals ? "scatterWithErrorBars" : "scatter";
     return intervals ? "lineWithErrorBars" : "line";
   }
@@ -96,20 +99,36 @@
         borderColor: "#6b7280",
         borderDash: [6, 4],
         borderWidth: 1.5,
+        drawTime: "beforeDatasetsDraw",  // the data stays on top of the line and its label
         label: {
           display: Boolean(ref.label),
           content: ref.label || "",
           position: "end",
-          backgroundColor: "rgba(255,255,255,0.85)",
+          yAdjust: vertical ? 0 : -11,  // above the line, not across it
+          padding: 2,
+          backgroundColor: "rgba(255,255,255,0.8)",
           color: "#374151",
-          font: { size: 12 },
+          font: { size: 11 },
         },
       };
     });
     return out;
   }
 
-  function config(spec) {
+  // Chart.js does not wrap titles: split at spaces so that each line fits ~7 px per character.
+  function wrapTitle(text, width) {
+    var room = Math.max(20, Math.floor((width || 600) / 8));
+    if (text.length <= room) return text;
+    var lines = [""];
+    text.split(" ").forEach(function (word) {
+      var last = lines[lines.length - 1];
+      if (last && (last + " " + word).length > room) lines.push(word);
+      else lines[lines.length - 1] = last ? last + " " + word : word;
+    });
+    return lines;
+  }
+
+  function config(spec, width) {
     if (!spec.title) throw new Error("a chart needs a title");
     var type = chartType(spec);
     var byCategory = spec.x.kind !== "linear";
@@ -124,7 +143,11 @@
         // Categories on a linear axis so points and lines share one code path; ticks show names.
         xScale.min = -0.5;
         xScale.max = labels.length - 0.5;
-        xScale.ticks.stepSize = 1;
+        // One tick per category, at its index (the axis runs from -0.5, so stepSize alone would
+        // put ticks between categories); autoSkip thins them when they do not fit.
+        xScale.afterBuildTicks = function (scale) {
+          scale.ticks = labels.map(function (_, i) { return { value: i }; });
+        };
         xScale.ticks.callback = function (v) { return Number.isInteger(v) ? labels[v] : ""; };
       }
     }
@@ -134,6 +157,13 @@
     };
     if (spec.y.min != null) yScale.min = spec.y.min;
     if (spec.y.max != null) yScale.max = spec.y.max;
+    if (spec.y.integer) yScale.ticks.precision = 0;
+    var refValues = (spec.refs || []).filter(function (r) { return r.axis !== "x"; })
+      .map(function (r) { return r.value; });
+    if (refValues.length) {
+      yScale.suggestedMin = Math.min.apply(null, refValues);
+      yScale.suggestedMax = Math.max.apply(null, refValues);
+    }
     return {
       type: type,
       data: { labels: type.indexOf("bar") === 0 ? labels : undefined, datasets: datasets(spec, type) },
@@ -141,10 +171,13 @@
         responsive: true,
         maintainAspectRatio: false,
         animation: false,
+        onResize: function (chart, size) {
+          chart.options.plugins.title.text = wrapTitle(spec.title, size.width);
+        },
         showLine: type === "line" || type === "lineWithErrorBars",
         scales: { x: xScale, y: yScale },
         plugins: {
-          title: { display: true, text: spec.title, font: { size: 15, weight: "600" } },
+          title: { display: true, text: wrapTitle(spec.title, width), font: { size: 15, weight: "600" } },
           legend: { display: spec.series.length > 1 },
           annotation: { annotations: references(spec) },
           tooltip: {
@@ -165,11 +198,11 @@
     canvas.setAttribute("data-chart-x", axisTitle(spec.x));
     canvas.setAttribute("data-chart-y", axisTitle(spec.y));
     if (!canvas.getAttribute("aria-label")) canvas.setAttribute("aria-label", spec.title);
-    return new window.Chart(canvas, config(spec));
+    return new window.Chart(canvas, config(spec, canvas.parentNode && canvas.parentNode.clientWidth));
   }
 
   function update(chart, spec) {
-    var next = config(spec);
+    var next = config(spec, chart.width);
     chart.config.type = next.type;
     chart.data = next.data;
     chart.options = next.options;

@@ -45,7 +45,7 @@ CURVE_AXES: tuple[tuple[str, str, str, tuple[float, float] | None, list[dict[str
     ),
     (
         "rewards/margins",
-        "reward margin, chosen - rejected",
+        "reward margin",
         "",
         None,
         [{"value": 0, "label": "no preference", "axis": "y"}],
@@ -160,7 +160,8 @@ def curve_charts(run: TrainingRun) -> list[dict[str, Any]]:
                     "id": f"curve-{model}-{key.replace('/', '-')}",
                     "spec": {
                         "type": "line",
-                        "title": f"{MODEL_TITLES.get(model, model)}: {label}",
+                        "title": f"{MODEL_TITLES.get(model, model)}: {label}"
+                        + (" (chosen - rejected)" if key == "rewards/margins" else ""),
                         "x": {"label": "optimizer step", "unit": "", "kind": "linear"},
                         "y": y,
                         "series": [{"label": model, "points": xy}],

@@ -32,6 +32,7 @@
     if (typeof value === "number") {
       if (Number.isInteger(value)) return String(value);
       var abs = Math.abs(value);
+      if (abs > 0 && abs < 0.001) return value.toPrecision(2);
       return abs >= 100 ? value.toFixed(1) : abs >= 1 ? value.toFixed(2) : value.toFixed(3);
     }
     if (typeof value === "boolean") return value ? "yes" : "no";
@@ -76,6 +77,11 @@
       now.textContent = "Finished: every step done in " + duration(d.elapsed_seconds) + ".";
     } else {
       now.textContent = "Failed at step " + (d.current_step || "?") + " after " + duration(d.elapsed_seconds) + ".";
+    }
+    // The nav's "Run N queued" link was written when the page loaded: keep it current.
+    var nav = document.querySelector("a.retrain-active");
+    if (nav && nav.pathname === window.location.pathname) {
+      nav.textContent = "Run " + d.id + " " + d.status + (d.active && d.current_step ? " · " + d.current_step : "");
     }
     $("run-progress").value = d.progress;
     $("run-progress-text").textContent = percent(d.progress);
@@ -151,6 +157,7 @@
     var box = $("run-eval");
     clear(box);
     $("run-eval-empty").hidden = d.evaluation.length > 0;
+    box.hidden = !d.evaluation.length;
     var evalStep = d.steps.filter(function (s) { return s.name === "evaluate"; })[0];
     if (!d.evaluation.length && evalStep && evalStep.note) {
       $("run-eval-empty").textContent = "Skipped: " + evalStep.note + ".";

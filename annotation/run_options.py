@@ -72,6 +72,9 @@ RUN_OPTIONS: dict[str, Option] = {
     "pairs_per_cycle": _int(64, 0, 100_000, "pairwise tasks created"),
     "random_share": _float(0.25, 0, 1, "share of those pairs drawn at random (unbiased data)"),
     "pairs_per_prompt": _int(2, 1, 1_000, "at most this many uncertainty-picked pairs per prompt"),
+    "compare_pairs_per_cycle": _int(
+        8, 0, 100_000, "extra pairwise tasks: a new candidate beside an earlier system's response"
+    ),
     # a pair's informativeness = calibrated RM uncertainty ** uncertainty_power
     #                            x text similarity of the two responses ** similarity_power
     "uncertainty_power": _float(1.0, 0, 100, "exponent of the calibrated RM uncertainty"),

@@ -275,10 +275,48 @@ def step_select(ctx: Context) -> tuple[dict[str, Any], Any]:
         "uncertainty_power": float(ctx.cfg["uncertainty_power"]) if scores else 0.0,
         "temperature": round(temperature, 4) if scores else None,
         "pairs": [[c.prompt_id, *c.response_ids, round(c.uncertainty, 4)] for c in chosen],
+        "compare": comparison_pairs(ctx, int(ctx.cfg["compare_pairs_per_cycle"])),
         "selected": len(chosen),
         "uncertain": len(uncertain),
         "mean_uncertainty": round(sum(uncertain) / len(uncertain), 4) if uncertain else 0.0,
     }, None
+
+
+COMPARE_PRIORITY = 0.5  # between a certain pair (0) and a coin flip (1)
+
+
+def comparison_pairs(ctx: Context, budget: int) -> list[list[int]]:
+    """[prompt, new candidate, earlier response] for up to ``budget`` prompts, one pair each.
+
+    The uncertainty-picked pairs put two candidates of this run's policy side by side, so on
+    their own they never compare two systems: the leaderboard (base vs each policy version)
+    would have no game. These pairs put one of the new candidates beside a response to the same
+    prompt from any earlier system (an earlier generation, an import, a demonstration), drawn at
+    random with the cycle's seed; identical texts are never paired."""
+    if budget <= 0:
+        return []
+    cands = _candidates(ctx)
+    earlier: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for rid, pid, text in (
+        Response.objects.filter(prompt_id__in=list(cands))
+        .exclude(generation_run=ctx.run)
+        .order_by("id")
+        .values_list("id", "prompt_id", "text")
+    ):
+        earlier[pid].append((rid, text))
+    texts = dict(Response.objects.filter(generation_run=ctx.run).values_list("id", "text"))
+    rng = random.Random(int(ctx.cfg["seed"]) * 1000 + cycle_index(ctx) + 1)
+    prompts = sorted(pid for pid in cands if earlier.get(pid))
+    rng.shuffle(prompts)
+    pairs: list[list[int]] = []
+    for pid in prompts:
+        new = rng.choice(cands[pid])
+        options = [rid for rid, text in earlier[pid] if text != texts[new]]
+        if options:
+            pairs.append([pid, new, rng.choice(options)])
+        if len(pairs) == budget:
+            break
+    return pairs
 
 
 def step_tasks(ctx: Context) -> tuple[dict[str, Any], Any]:
@@ -288,6 +326,10 @@ def step_tasks(ctx: Context) -> tuple[dict[str, Any], Any]:
         specs += [
             TaskSpec(TaskKind.PAIRWISE, pid, (a, b), priority=u)
             for pid, a, b, u in ctx.results["select"]["pairs"]
+        ]
+        specs += [
+            TaskSpec(TaskKind.PAIRWISE, pid, (new, old), priority=COMPARE_PRIORITY)
+            for pid, new, old in ctx.results["select"].get("compare", [])
         ]
     rng = random.Random(cycle_index(ctx))
     for pid, ids in sorted(_candidates(ctx).items()):

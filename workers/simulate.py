@@ -103,6 +103,9 @@ class SimConfig:
         return {
             **{k: v for k, v in optional.items() if v is not None},
             "pairs_per_cycle": self.labels_per_round,
+            # The simulated label budget is the selected pairs alone (bench/loop.py compares
+            # selection rules at equal budgets), so no extra leaderboard pairs.
+            "compare_pairs_per_cycle": 0,
             "prompts_per_cycle": self.train_prompts,
             "random_share": 1.0 if self.selection == "random" else self.random_share,
             "rm_epochs": self.rm_epochs,

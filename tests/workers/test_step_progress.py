@@ -91,3 +91,39 @@ def test_the_run_page_lists_the_steps_the_worker_runs():
 
     assert [name for name, _ in STEPS] == [s.name for s in RUN_STEPS]
     assert sum(s.weight for s in RUN_STEPS) == pytest.approx(1.0)
+
+
+@pytest.mark.django_db
+def test_comparison_pairs_put_a_new_candidate_beside_an_earlier_system(
+    tiny_base, tmp_path, settings
+):
+    """Without them the loop's pairs never compare two systems and the leaderboard stays empty."""
+    settings.LOOP_ARTIFACTS_DIR = str(tmp_path)
+    project = make_loop_project(tiny_base, prompts=4, samples_per_prompt=2)
+    earlier = {}
+    for prompt in models.Prompt.objects.filter(project=project, split="train"):
+        earlier[prompt.id] = {
+            models.Response.objects.create(
+                prompt=prompt, text=f"An imported answer {prompt.id}."
+            ).id
+        }
+    ctx = _context(project, tmp_path)
+    ctx.cfg = {**ctx.cfg, "prompts_per_cycle": 4, "compare_pairs_per_cycle": 3}
+    steps.run_step(ctx, "generate", candidates.step_generate)
+    steps.run_step(ctx, "select", candidates.step_select)
+    steps.run_step(ctx, "tasks", candidates.step_tasks)
+
+    compare = ctx.results["select"]["compare"]
+    assert len(compare) == 3
+    new_ids = set(
+        models.Response.objects.filter(generation_run=ctx.run).values_list("id", flat=True)
+    )
+    for pid, new, old in compare:
+        assert new in new_ids
+        assert old in earlier[pid]
+    tasks = models.Task.objects.filter(generation_run=ctx.run, kind="pairwise")
+    pairs = {tuple(sorted(t.task_responses.values_list("response_id", flat=True))) for t in tasks}
+    assert {tuple(sorted((new, old))) for _, new, old in compare} <= pairs
+    # The same seed and cycle pick the same pairs (a retried step creates the same tasks).
+    assert candidates.comparison_pairs(ctx, 3) == compare
+    assert candidates.comparison_pairs(ctx, 0) == []

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]{1,2})?")
+REPORT_TO = re.compile(r"|tensorboard|mlflow|tensorboard,mlflow|mlflow,tensorboard")
 MAX_SEED = 2**31 - 1
 
 
@@ -28,12 +29,14 @@ class Option:
     high: float | None = None  # inclusive
     help: str = ""
     low_open: bool = False
+    pattern: re.Pattern[str] = DEVICE  # str options: the whole value must match
+    spelled: str = "exactly 'auto', 'cpu', 'cuda' or 'cuda:N' (N = 0-99)"
 
     def problem(self, value: object) -> str | None:
         """Why ``value`` is not acceptable for this option, or None."""
         if self.kind is str:
-            if not isinstance(value, str) or DEVICE.fullmatch(value) is None:
-                return "must be exactly 'auto', 'cpu', 'cuda' or 'cuda:N' (N = 0-99)"
+            if not isinstance(value, str) or self.pattern.fullmatch(value) is None:
+                return f"must be {self.spelled}"
             return None
         if isinstance(value, bool) or not isinstance(value, int | float):
             return f"must be {'an integer' if self.kind is int else 'a number'}"
@@ -92,6 +95,13 @@ RUN_OPTIONS: dict[str, Option] = {
     "eval_prompts": _int(16, 1, 100_000, "held-out prompts for the evaluation"),
     "seed": _int(0, 0, MAX_SEED, "seed of sampling, selection and training"),
     "device": Option(str, "auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'"),
+    "report_to": Option(
+        str,
+        "",
+        help="experiment trackers for the run's trainers: tensorboard, mlflow, both, or none",
+        pattern=REPORT_TO,
+        spelled="'', 'tensorboard', 'mlflow' or 'tensorboard,mlflow'",
+    ),
 }
 
 

@@ -247,6 +247,7 @@ def step_reward(ctx: Context) -> tuple[dict[str, Any], Any]:
         seed=int(ctx.cfg["seed"]),
         device=ctx.cfg["device"],
         **kw,
+        **_tracking(ctx, "rm"),
     )
     if artifact_complete(out):
         metrics = _metadata_metrics(out)  # finished before a crash: reuse, never retrain
@@ -262,6 +263,24 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: round(float(v), 5) for k, v in metrics.items() if isinstance(v, int | float)}
 
 
+def _tracking(ctx: Context, trainer: str) -> dict[str, Any]:
+    """The run's ``report_to`` for a trainer config: TensorBoard events beside the trainer's
+    output (``<out>.tensorboard``), MLflow runs in $MLFLOW_TRACKING_URI or under the loop's
+    artifacts (``mlruns/``), each run named project/run/trainer."""
+    sinks = tuple(s for s in str(ctx.cfg.get("report_to", "")).split(",") if s)
+    if not sinks:
+        return {}
+    store = os.environ.get("MLFLOW_TRACKING_URI") or (
+        f"file:{Path(settings.LOOP_ARTIFACTS_DIR).resolve() / 'mlruns'}"
+    )
+    return {
+        "report_to": sinks,
+        "mlflow_tracking_uri": store,
+        "mlflow_experiment": ctx.project.slug,
+        "run_name": f"run-{ctx.run.id}/{trainer}",
+    }
+
+
 def _policy_config(ctx: Context, trainer: str, parent: ModelVersion, out: Path) -> Any:
     from training.config import DPOConfig, KTOConfig, SFTConfig
 
@@ -271,6 +290,7 @@ def _policy_config(ctx: Context, trainer: str, parent: ModelVersion, out: Path) 
         "num_epochs": int(ctx.cfg["policy_epochs"]),
         "seed": int(ctx.cfg["seed"]),
         "device": ctx.cfg["device"],
+        **_tracking(ctx, trainer),
     }
     if ctx.cfg["policy_learning_rate"]:
         common["learning_rate"] = float(ctx.cfg["policy_learning_rate"])

@@ -127,3 +127,29 @@ def test_comparison_pairs_put_a_new_candidate_beside_an_earlier_system(
     # The same seed and cycle pick the same pairs (a retried step creates the same tasks).
     assert candidates.comparison_pairs(ctx, 3) == compare
     assert candidates.comparison_pairs(ctx, 0) == []
+
+
+@pytest.mark.django_db
+def test_report_to_reaches_the_loops_trainers(tiny_base, tmp_path, settings):
+    """``report_to`` as a run option: the cycle's reward model logs TensorBoard events under its
+    output (the same metric names as the run's curve), and bad values are refused up front."""
+    from annotation.run_options import run_config_problem
+    from tests.training.test_tracking import tensorboard_scalars
+    from tests.workers.conftest import add_pairwise_judgments
+    from workers.pipelines import step_records, step_reward, step_snapshot
+
+    assert run_config_problem({"report_to": "wandb"})[0] == "config.report_to"
+    assert run_config_problem({"report_to": "tensorboard,tensorboard"}) is not None
+    assert run_config_problem({"report_to": "tensorboard,mlflow"}) is None
+    settings.LOOP_ARTIFACTS_DIR = str(tmp_path)
+    project = make_loop_project(tiny_base)
+    add_pairwise_judgments(project, 8)
+    ctx = _context(project, tmp_path)
+    ctx.cfg = {**ctx.cfg, "report_to": "tensorboard"}
+    for name, step in (("snapshot", step_snapshot), ("records", step_records)):
+        steps.run_step(ctx, name, step)
+    steps.run_step(ctx, "reward", step_reward)
+
+    events = tmp_path / "rm.tensorboard"
+    scalars = tensorboard_scalars(events)
+    assert any(tag == "loss" for tag, _ in scalars), sorted(scalars)[:5]

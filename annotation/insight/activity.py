@@ -181,13 +181,11 @@ def recent_activity(m: np.ndarray, now: Any) -> dict[str, Any]:
     window = rate_window(int(epoch.min()) if len(epoch) else None, now_epoch)
     in_window = epoch >= window.since
     rater_ids, counts = np.unique(rater[in_window], return_counts=True)
-    firsts = {}
-    if len(epoch):
-        order = np.lexsort((epoch, rater))
-        starts = np.r_[True, rater[order][1:] != rater[order][:-1]]
-        firsts = dict(
-            zip(rater[order][starts].tolist(), epoch[order][starts].tolist(), strict=True)
-        )
+    # Each rater's first judgment: a minimum per rater id (ids are small integers; -1 =
+    # imported, shifted to 0), no sort of the whole matrix.
+    first_by_id = np.full(int(rater.max()) + 2 if len(rater) else 1, np.iinfo(np.int64).max)
+    np.minimum.at(first_by_id, rater + 1, epoch)
+    firsts = {int(r): int(first_by_id[r + 1]) for r in rater_ids}
     day = epoch >= now_epoch - 24 * HOUR
     day_raters = rater[day]
     start = now_epoch // BIN_SECONDS * BIN_SECONDS - RECENT_SECONDS + BIN_SECONDS

@@ -191,17 +191,41 @@ def _numeric(values: list[Any]) -> bool:
     )
 
 
-def with_headers(tables: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Each table with what a page shows of it (the API and CSV keep the plain table):
-    ``headers`` (:func:`column_header` plus ``num``: every value of the column a number, so it
-    is right-aligned) and ``body``, its first ``ROWS_SHOWN`` rows as ``{"v": value, "num"}``."""
-    out = {}
-    for name, t in tables.items():
-        shown = t["rows"][:ROWS_SHOWN]
-        numeric = [_numeric([row[i] for row in shown]) for i in range(len(t["columns"]))]
-        headers = [
-            {**column_header(name, c), "num": numeric[i]} for i, c in enumerate(t["columns"])
-        ]
-        body = [[{"v": v, "num": numeric[i]} for i, v in enumerate(row)] for row in shown]
-        out[name] = {**t, "headers": headers, "body": body}
-    return out
+def shown_table(name: str, t: dict[str, Any]) -> dict[str, Any]:
+    """A table as a page shows it (the API and CSV keep the plain table): ``headers``
+    (:func:`column_header` plus ``num``: every shown value of the column is a number, so it is
+    right-aligned) and ``body``, its first ``ROWS_SHOWN`` rows of :func:`_cell`."""
+    shown = t["rows"][:ROWS_SHOWN]
+    numeric = [_numeric([row[i] for row in shown]) for i in range(len(t["columns"]))]
+    headers = [{**column_header(name, c), "num": numeric[i]} for i, c in enumerate(t["columns"])]
+    body = [[_cell(v, numeric[i]) for i, v in enumerate(row)] for row in shown]
+    return {**t, "headers": headers, "body": body}
+
+
+def _cell(value: Any, numeric: bool) -> dict[str, Any]:
+    """``{"v": value, "text", "cls"}``: what a cell shows (None as a dash, booleans as yes/no)
+    and its classes, so the template only prints them (rendering is most of a page's time)."""
+    cls = "num" if numeric else ""
+    if value is None:
+        return {"v": value, "text": "\u2013", "cls": f"{cls} muted".strip()}  # en dash
+    if isinstance(value, bool):
+        return {"v": value, "text": "yes" if value else "no", "cls": "flag" if value else cls}
+    return {"v": value, "text": value, "cls": cls}
+
+
+class PageTables(dict[str, dict[str, Any]]):
+    """The dashboard's tables for a template, each made into :func:`shown_table` when the page
+    first asks for it (a page shows a few of the twenty)."""
+
+    def __init__(self, tables: dict[str, dict[str, Any]]) -> None:
+        super().__init__()
+        self.tables = tables
+
+    def __missing__(self, name: str) -> dict[str, Any]:
+        table = shown_table(name, self.tables[name])
+        self[name] = table
+        return table
+
+
+def with_headers(tables: dict[str, dict[str, Any]]) -> PageTables:
+    return PageTables(tables)

@@ -17,6 +17,7 @@ import statistics
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db.models import Count
 from django.utils import timezone
 
@@ -367,7 +368,7 @@ def run_detail(run: TrainingRun, *, now: datetime | None = None) -> dict[str, An
         "active": run.status in ACTIVE_RUN_STATUSES,
         "trainers": run.trainers,
         "config": run.config,
-        "triggered_by": run.triggered_by,
+        "triggered_by": started_by(run.triggered_by),
         "attempts": run.attempts,
         "created_at": _iso(run.created_at),
         "started_at": _iso(run.started_at),
@@ -388,6 +389,23 @@ def run_detail(run: TrainingRun, *, now: datetime | None = None) -> dict[str, An
     }
 
 
+def _starter_id(triggered_by: str) -> int | None:
+    kind, _, user_id = triggered_by.partition(":")
+    return int(user_id) if kind == "manual" and user_id.isdigit() else None
+
+
+def started_by(triggered_by: str, usernames: dict[int, str] | None = None) -> str:
+    """What started a run, for people: "manual:<user id>" names the user (from ``usernames``
+    when the caller read them in one query); "policy" is the beat's retrain policy."""
+    user_id = _starter_id(triggered_by)
+    if user_id is not None:
+        if usernames is None:
+            usernames = dict(User.objects.filter(id=user_id).values_list("id", "username"))
+        name = usernames.get(user_id)
+        return f"{name} (Retrain now)" if name else "a removed user (Retrain now)"
+    return "the retrain policy" if triggered_by == "policy" else triggered_by
+
+
 def runs_list(project_id: int, *, limit: int = 50) -> list[dict[str, Any]]:
     """The project's newest runs with their state and verdict, for the runs list."""
     runs = list(TrainingRun.objects.filter(project_id=project_id).order_by("-id")[:limit])
@@ -396,6 +414,8 @@ def runs_list(project_id: int, *, limit: int = 50) -> list[dict[str, Any]]:
     )
     promoted_ids = {r.get("promoted_policy") for r in registers.values() if r}
     names = dict(ModelVersion.objects.filter(id__in=promoted_ids).values_list("id", "name"))
+    starters = {_starter_id(run.triggered_by) for run in runs} - {None}
+    usernames = dict(User.objects.filter(id__in=starters).values_list("id", "username"))
     rows = []
     for run in runs:
         register = registers.get(run.id)
@@ -412,6 +432,7 @@ def runs_list(project_id: int, *, limit: int = 50) -> list[dict[str, Any]]:
                 "percent": round(run.progress * 100),
                 "seconds": _seconds(run.started_at, run.finished_at),
                 "verdict": verdict,
+                "started_by": started_by(run.triggered_by, usernames),
             }
         )
     return rows

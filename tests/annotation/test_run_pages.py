@@ -132,6 +132,11 @@ def test_post_creates_a_run_and_redirects_to_it(
     assert run.trainers == ["rm", "dpo", "kto"]
     assert run.triggered_by == f"manual:{manager.pk}"
     assert len(callbacks) == 1  # enqueued after commit, as from the API
+    # People read who started it, not a user id.
+    listing = client_for(manager).get(runs_url(trainable)).content.decode()
+    assert f"{manager.username} (Retrain now)" in listing
+    data = client_for(manager).get(f"{runs_url(trainable)}{run.id}/data/").json()
+    assert data["triggered_by"] == f"{manager.username} (Retrain now)"
 
 
 @pytest.mark.parametrize(

@@ -202,7 +202,14 @@ def retrain_now(
     config: dict[str, Any] | None = None,
     trainers: list[str] | None = None,
 ) -> TrainingRun:
-    """The manager's "retrain now": a cycle regardless of the policy; 409 if one is active."""
+    """The manager's "retrain now": a cycle regardless of the policy. 409 when the project
+    cannot train (``retrain_blockers``: the message says what to set) or a cycle is active."""
+    _check_config(config if config is not None else {})  # bad input is a 400 before a 409
+    if trainers is not None:
+        _check_trainers(trainers)
+    problems = retrain_blockers(project=project)
+    if problems:
+        raise Conflict(" ".join(problems))
     run = retrain_claim(
         project=project,
         triggered_by=f"manual:{getattr(user, 'pk', '')}",

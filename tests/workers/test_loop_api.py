@@ -9,7 +9,33 @@ from django.utils import timezone
 
 from annotation import models
 from annotation.services.loop import requeue_stale, retrain_due
-from tests.factories import ProjectFactory, make_rater, make_task
+from tests.factories import ProjectFactory, PromptFactory, make_rater, make_task
+
+
+@pytest.fixture
+def project(db):
+    """A project that can train: a base model (the API does not load it) and a prompt."""
+    trainable = ProjectFactory(overlap=2, base_model="/models/base")
+    PromptFactory(project=trainable)
+    return trainable
+
+
+@pytest.mark.django_db
+def test_a_project_that_cannot_train_is_refused_saying_what_to_set(manager, api):
+    bare = ProjectFactory()
+    make_rater(bare, role="manager", username="bare-manager")
+    from django.contrib.auth.models import User
+
+    client = api(User.objects.get(username="bare-manager"))
+    answer = client.post(f"/api/projects/{bare.id}/retrain/", {}, format="json")
+    assert answer.status_code == 409
+    assert "no base model" in answer.json()["error"]
+    assert "no prompts" in answer.json()["error"]
+    assert not models.TrainingRun.objects.filter(project=bare).exists()
+    # Bad input is named first, before the project's state.
+    bad = client.post(f"/api/projects/{bare.id}/retrain/", {"config": {"seed": -1}}, format="json")
+    assert bad.status_code == 400
+    assert bad.json()["field"] == "config.seed"
 
 
 @pytest.mark.django_db

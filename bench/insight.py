@@ -11,7 +11,10 @@ left-position bias in 10 raters), then measures:
   imported the statistics libraries as the ``cpu`` worker does at start (that import is timed
   and printed on its own line);
 - recompute: what a refresh after new judgments costs (task/response arrays still cached);
-- dashboard warm: ``dashboard_get`` (fingerprint + cache hit) and the JSON API end to end;
+- dashboard warm: ``dashboard_get`` (fingerprint + cache hit), the JSON API, the overview and
+  raters pages end to end;
+- page weight of the overview and raters pages: HTML + the JS and CSS they link, raw and gzip,
+  with and without the vendored chart library;
 - export: preference pairs, every judgment, JSONL and Parquet, in a fresh child process each,
   reporting rows/s and peak RSS (``VmHWM`` from /proc/self/status).
 
@@ -257,6 +260,42 @@ def existing_data() -> dict[str, int]:
     return {"project_id": project_id, "tasks": tasks, "judgments": judgments}
 
 
+def page_weight(html: bytes) -> dict[str, int]:
+    """Bytes a first visit downloads: the HTML and every stylesheet and script it links (from
+    the static files), raw and gzipped (level 6, as a web server would), with and without the
+    vendored chart library (``annotation/vendor/``)."""
+    import gzip
+    import re
+
+    from django.conf import settings
+    from django.contrib.staticfiles import finders
+
+    prefix = re.escape(settings.STATIC_URL.encode())
+    names = re.findall(rb'(?:src|href)="' + prefix + rb'([^"]+)"', html)
+    files = {"html": html}
+    for name in dict.fromkeys(n.decode() for n in names):
+        found = finders.find(name)
+        assert found, name
+        files[name] = Path(found).read_bytes()
+    library = [n for n in files if n.startswith("annotation/vendor/")]
+
+    def total(parts: list[str], zipped: bool) -> int:
+        return sum(len(gzip.compress(files[n], 6)) if zipped else len(files[n]) for n in parts)
+
+    own = [n for n in files if n not in library]
+    return {
+        "html": len(html),
+        "js": sum(len(b) for n, b in files.items() if n.endswith(".js")),
+        "css": sum(len(b) for n, b in files.items() if n.endswith(".css")),
+        "total": total(list(files), False),
+        "total_gzip": total(list(files), True),
+        "without_chart_library": total(own, False),
+        "without_chart_library_gzip": total(own, True),
+        "chart_library": total(library, False),
+        "chart_library_gzip": total(library, True),
+    }
+
+
 def bench_dashboard(project_id: int) -> dict[str, object]:
     from django.conf import settings
     from django.contrib.auth import get_user_model
@@ -286,7 +325,7 @@ def bench_dashboard(project_id: int) -> dict[str, object]:
         warm.append(time.perf_counter() - t0)
     client = Client(HTTP_HOST="localhost")
     client.force_login(get_user_model().objects.get(username="manager"))
-    api, page = [], []
+    api, page, raters_page = [], [], []
     for _ in range(5):
         t0 = time.perf_counter()
         response = client.get(f"/api/projects/{project_id}/insight/")
@@ -296,6 +335,12 @@ def bench_dashboard(project_id: int) -> dict[str, object]:
         response = client.get(f"/manage/projects/{project_id}/")
         assert response.status_code == 200
         page.append(time.perf_counter() - t0)
+        overview_html = response.content
+        t0 = time.perf_counter()
+        response = client.get(f"/manage/projects/{project_id}/raters/")
+        assert response.status_code == 200
+        raters_page.append(time.perf_counter() - t0)
+        raters_html = response.content
     bias = {row[0]: row for row in data["tables"]["bias"]["rows"]}
     return {
         "cache": settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1],
@@ -311,6 +356,9 @@ def bench_dashboard(project_id: int) -> dict[str, object]:
         "warm_get_max_ms": round(max(warm) * 1000, 2),
         "warm_api_median_ms": round(statistics.median(api) * 1000, 1),
         "warm_overview_page_median_ms": round(statistics.median(page) * 1000, 1),
+        "warm_raters_page_median_ms": round(statistics.median(raters_page) * 1000, 1),
+        "overview_page_weight": page_weight(overview_html),
+        "raters_page_weight": page_weight(raters_html),
         "pairwise_judgments": data["summary"]["pairwise_judgments"],
         "position_bias_row": bias.get("position: chose left/first shown"),
         "agreement_rows": data["tables"]["agreement"]["rows"],
@@ -422,6 +470,14 @@ def main() -> None:
         )
         print(f"  dashboard warm (API)     {d['warm_api_median_ms']:.1f} ms median")
         print(f"  overview page (warm)     {d['warm_overview_page_median_ms']:.1f} ms median")
+        print(f"  raters page (warm)       {d['warm_raters_page_median_ms']:.1f} ms median")
+        for name in ("overview", "raters"):
+            w = d[f"{name}_page_weight"]
+            print(
+                f"  {name} page weight    {w['total']:,} B (HTML {w['html']:,}, JS {w['js']:,}, "
+                f"CSS {w['css']:,}), gzip {w['total_gzip']:,} B; without the chart library "
+                f"{w['without_chart_library']:,} B, gzip {w['without_chart_library_gzip']:,} B"
+            )
         for row in results["export"]:
             print(
                 f"  export {row['file']} load average {row['load_average']}, "

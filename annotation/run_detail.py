@@ -414,7 +414,7 @@ def runs_list(project_id: int, *, limit: int = 50) -> list[dict[str, Any]]:
     )
     promoted_ids = {r.get("promoted_policy") for r in registers.values() if r}
     names = dict(ModelVersion.objects.filter(id__in=promoted_ids).values_list("id", "name"))
-    starters = {_starter_id(run.triggered_by) for run in runs} - {None}
+    starters = {i for run in runs if (i := _starter_id(run.triggered_by)) is not None}
     usernames = dict(User.objects.filter(id__in=starters).values_list("id", "username"))
     rows = []
     for run in runs:

@@ -32,6 +32,7 @@ from annotation.models import (
 )
 from annotation.run_options import RUN_OPTIONS
 from annotation.run_steps import RUN_STEPS
+from annotation.textcheck import unreadable_summary
 
 MODEL_TITLES = {"rm": "Reward model", "dpo": "DPO policy", "kto": "KTO policy", "sft": "SFT policy"}
 # (curve key, axis label, unit, y range, reference lines); the margin's unit depends on the model
@@ -334,6 +335,7 @@ def _lineage(
         "generator": names.get(generate.get("version") or 0),
         "candidates": Response.objects.filter(generation_run=run).count(),
         "candidate_prompts": generate.get("prompts"),
+        "dropped_candidates": unreadable_summary(generate.get("dropped") or {}),
         "tasks": sum(tasks.values()),
         "tasks_by_kind": tasks,
     }

@@ -81,3 +81,53 @@ def find_problem(value: Any, path: str = "", max_depth: int = MAX_DEPTH) -> Text
             for key, child in reversed(children):
                 stack.append((child, _join(where, key), depth + 1))
     return None
+
+
+# Model output a rater can read. A sampled response can be empty, can stop in the middle of a
+# multi-byte character or wander into byte tokens that are not UTF-8 (the tokenizer decodes
+# those to U+FFFD), or be a run of control characters: none of that is a task worth a rater's
+# time, so the loop drops it and counts why (workers/candidates.py).
+
+UNREADABLE_LABELS = {
+    "empty": "empty",
+    "invalid_utf8": "invalid UTF-8",
+    "control_characters": "control characters",
+}
+MAX_CONTROL_SHARE = 0.2  # more than this share of C0/C1 control characters: unreadable
+_INVALID = re.compile("[\ufffd\ud800-\udfff]")  # replacement character, lone surrogates
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 and C1 (and DEL), not \t or \n
+
+
+def unreadable_reason(text: str | bytes) -> str | None:
+    """Why ``text`` should not be shown to a rater (a key of ``UNREADABLE_LABELS``), or None.
+
+    Bytes must be valid UTF-8; text must hold no U+FFFD (what a decoder puts for invalid bytes)
+    and no lone surrogate, must not be empty or whitespace, and at most ``MAX_CONTROL_SHARE`` of
+    its characters may be control characters other than tab and newline."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            return "invalid_utf8"
+    if _INVALID.search(text):
+        return "invalid_utf8"
+    if not text.strip():
+        return "empty"
+    if len(_CONTROL.findall(text)) > MAX_CONTROL_SHARE * len(text):
+        return "control_characters"
+    return None
+
+
+def unreadable_summary(counts: dict[str, int]) -> str | None:
+    """``{"empty": 2, "control_characters": 1}`` as "3 unreadable candidates dropped (2 empty,
+    1 control characters)"; None when nothing was dropped."""
+    counts = {k: n for k, n in counts.items() if n}
+    total = sum(counts.values())
+    if not total:
+        return None
+    parts = ", ".join(
+        f"{n} {UNREADABLE_LABELS.get(k, k)}"
+        for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    )
+    noun = "candidate" if total == 1 else "candidates"
+    return f"{total} unreadable {noun} dropped ({parts})"

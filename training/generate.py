@@ -4,6 +4,13 @@ Generation is batched with left padding (decoder-only models continue from the r
 Sampling is seeded per batch, so the same seed, prompts and batch size give the same samples.
 Each sample carries the per-token log-probabilities of the *model* (temperature 1, before top-p),
 which is what a KL to a reference needs.
+
+A response ends at the first stop token: the tokenizer's EOS, the model's generation-config EOS
+ids, and the chat template's end-of-turn markers (``<|im_end|>`` for ChatML models like SmolLM2,
+``<|eot_id|>``, ``<end_of_turn>``...) when the vocabulary has them as single tokens. The stop token
+is kept in ``token_ids`` (it was sampled) and left out of ``text``. A response cut by the length
+limit loses a trailing partial character (a multi-byte character split across byte tokens
+decodes to U+FFFD).
 """
 
 from __future__ import annotations
@@ -28,10 +35,24 @@ class Sample:
     text: str
     token_ids: tuple[int, ...]
     logprobs: tuple[float, ...]  # log p(token_t | prompt, tokens < t) under the sampling model
+    stopped: bool = False  # ended on a stop token (end of turn); False: cut by the length limit
 
     @property
     def logprob(self) -> float:
         return sum(self.logprobs)
+
+
+END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>")
+
+
+def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
+    """The ids that end a response (see the module docstring), the tokenizer's EOS first."""
+    config_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    found: list[Any] = [tokenizer.eos_token_id]
+    found += config_eos if isinstance(config_eos, list) else [config_eos]
+    vocab = tokenizer.get_vocab()
+    found += [vocab.get(marker) for marker in END_OF_TURN]
+    return list(dict.fromkeys(i for i in found if isinstance(i, int)))
 
 
 @torch.no_grad()
@@ -63,7 +84,7 @@ def generate(
         tokenizer, max_length=max_prompt_length + 1, max_prompt_length=max_prompt_length
     )
     prompt_ids = [encoder.prompt(p)[0] for p in prompts]
-    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    stops, pad = stop_token_ids(model, tokenizer), tokenizer.pad_token_id
     expanded = [i for i in range(len(prompts)) for _ in range(k)]
     out: list[list[Sample]] = [[] for _ in prompts]
     for b, start in enumerate(range(0, len(expanded), batch_size)):
@@ -80,7 +101,7 @@ def generate(
             top_k=None,
             max_new_tokens=min(max_new_tokens, room),
             pad_token_id=pad,
-            eos_token_id=eos,
+            eos_token_id=stops or None,
             output_logits=True,
             return_dict_in_generate=True,
         )
@@ -89,10 +110,14 @@ def generate(
         logps = torch.log_softmax(logits, -1).gather(-1, new[..., None]).squeeze(-1)  # (B, N)
         for row, i in enumerate(rows):
             ids = new[row].tolist()
-            n = ids.index(eos) + 1 if eos is not None and eos in ids else len(ids)
-            ids = [t for t in ids[:n] if t != pad]
-            text = tokenizer.decode(ids, skip_special_tokens=True)
-            out[i].append(Sample(text, tuple(ids), tuple(logps[row, : len(ids)].tolist())))
+            # Everything after the first stop token is padding (a pad id may equal a stop id).
+            end = next((t for t, token in enumerate(ids) if token in stops), None)
+            ids = ids if end is None else ids[: end + 1]
+            text = tokenizer.decode(ids if end is None else ids[:end], skip_special_tokens=True)
+            if end is None:
+                text = text.rstrip("\ufffd")  # a character cut in half by the length limit
+            logprobs = tuple(logps[row, : len(ids)].tolist())
+            out[i].append(Sample(text, tuple(ids), logprobs, stopped=end is not None))
         if progress is not None:
             progress(start + len(rows), len(expanded))
     return out

@@ -6,6 +6,12 @@ written with ``save_pretrained`` (safetensors) so it is loaded by path exactly l
 
 The tokenizer is byte-level BPE with *no merges*: every UTF-8 byte is one token (256 tokens) plus
 three special tokens. It needs no training data, is deterministic, and round-trips any text.
+
+Random weights sample random bytes, which are mostly not UTF-8 and so never reach a rater (the
+loop drops unreadable candidates, annotation/textcheck.py). The causal LM's generation config
+therefore suppresses every token but printable ASCII, tab, newline and EOS: its samples are
+gibberish, but readable gibberish. Log-probabilities stay those of the full distribution
+(``training/generate.py`` reads the raw logits).
 """
 
 from __future__ import annotations
@@ -42,6 +48,13 @@ def tiny_tokenizer(*, chat_template: bool = False) -> PreTrainedTokenizerFast:
     if chat_template:
         fast.chat_template = CHAT_TEMPLATE
     return fast
+
+
+def unreadable_token_ids(tokenizer: PreTrainedTokenizerFast) -> list[int]:
+    """Every token of the tiny tokenizer except printable ASCII, tab, newline and EOS."""
+    text = "".join(map(chr, range(32, 127))) + "\t\n"
+    keep = set(tokenizer(text, add_special_tokens=False)["input_ids"]) | {tokenizer.eos_token_id}
+    return [i for i in range(len(tokenizer)) if i not in keep]
 
 
 def tiny_config(
@@ -81,6 +94,7 @@ def write_tiny_causal_lm(
     tokenizer = tiny_tokenizer(chat_template=chat_template)
     torch.manual_seed(seed)
     model = GPT2LMHeadModel(tiny_config(tokenizer, **config_kwargs))  # type: ignore[arg-type]
+    model.generation_config.suppress_tokens = unreadable_token_ids(tokenizer)
     model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
     return path

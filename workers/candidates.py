@@ -9,7 +9,7 @@ RunStep row anyway).
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +25,7 @@ from annotation.models import (
     TaskKind,
 )
 from annotation.services.tasks import TaskSpec, task_specs_for_prompt, tasks_create
+from annotation.textcheck import unreadable_reason
 from workers.active import select_pairs
 from workers.steps import Context
 
@@ -135,7 +136,7 @@ def rm_pairs(ctx: Context, parent: ModelVersion) -> list[Any]:
     samples = _sample(models, ctx.project, parent.artifact_path, prompts, int(ctx.cfg["seed"]) + 7)
     out = []
     for prompt, group in zip(prompts, samples, strict=True):
-        texts = [s.text for s in group if s.text.strip()]
+        texts = [s.text for s in group if unreadable_reason(s.text) is None]
         if len(set(texts)) < 2:
             continue
         rewards = scores_for(models, judge, [(prompt, t) for t in texts])
@@ -178,26 +179,36 @@ def step_generate(ctx: Context) -> tuple[dict[str, Any], Any]:
         "k": ctx.project.samples_per_prompt,
         "seed": seed,
     }
-    rows = [
-        Response(
-            prompt=prompt,
-            text=storable(sample.text),
-            origin=Origin.MODEL,
-            source=version.name,
-            model_version=version,
-            generation_params=params,
-            generation_run=ctx.run,
-            sample_index=i,
-        )
-        for prompt, group in zip(prompts, samples, strict=True)
-        for i, sample in enumerate(group)
-        if sample.text.strip()  # an empty sample is nothing to judge
-    ]
+    rows, dropped = [], Counter[str]()
+    for prompt, group in zip(prompts, samples, strict=True):
+        for i, sample in enumerate(group):
+            reason = unreadable_reason(sample.text)  # empty, invalid UTF-8, control characters
+            if reason is not None:
+                dropped[reason] += 1
+                continue
+            rows.append(
+                Response(
+                    prompt=prompt,
+                    text=storable(sample.text),
+                    origin=Origin.MODEL,
+                    source=version.name,
+                    model_version=version,
+                    generation_params=params,
+                    generation_run=ctx.run,
+                    sample_index=i,
+                )
+            )
 
     def commit() -> None:
         Response.objects.bulk_create(rows, ignore_conflicts=True)
 
-    return {"version": version.id, "prompts": len(prompts), "responses": len(rows)}, commit
+    return {
+        "version": version.id,
+        "prompts": len(prompts),
+        "responses": len(rows),
+        "unreadable": sum(dropped.values()),
+        "dropped": dict(sorted(dropped.items())),  # reason -> count (annotation/textcheck.py)
+    }, commit
 
 
 def _candidates(ctx: Context) -> dict[int, list[int]]:

@@ -238,6 +238,7 @@
     var cands = fmt(l.candidates) + " responses";
     if (l.candidate_prompts != null) cands += " for " + fmt(l.candidate_prompts) + " prompts";
     if (l.generator) cands += ", sampled from " + l.generator;
+    if (l.dropped_candidates) cands += "; " + l.dropped_candidates;
     term(list, "Generated candidates", cands);
     var kinds = Object.keys(l.tasks_by_kind).map(function (k) { return k + " " + l.tasks_by_kind[k]; });
     term(list, "Labeling tasks created", fmt(l.tasks) + (kinds.length ? " (" + kinds.join(", ") + ")" : ""));

@@ -57,11 +57,20 @@ def assert_cycle_complete(run: models.TrainingRun) -> None:
     assert params["k"] == run.project.samples_per_prompt
     assert "temperature" in params
     tasks = models.Task.objects.filter(generation_run=run)
-    assert tasks.count() == SMALL["pairs_per_cycle"]
-    linked = models.TaskResponse.objects.filter(task__in=tasks).values_list(
-        "response__model_version_id", flat=True
-    )
-    assert set(linked) == {versions["dpo"].id}
+    compare = run.steps.get(name="select").result["compare"]
+    assert compare  # the imported responses are an earlier system to compare with
+    assert tasks.count() == SMALL["pairs_per_cycle"] + len(compare)
+    comparison = {tuple(sorted((new, old))) for _, new, old in compare}
+    for task in tasks:
+        pair = sorted(task.task_responses.values_list("response_id", flat=True))
+        versions_in = set(
+            models.Response.objects.filter(id__in=pair).values_list("model_version_id", flat=True)
+        )
+        if tuple(pair) in comparison:  # the new policy beside an earlier system
+            assert versions["dpo"].id in versions_in
+            assert len(versions_in) == 2
+        else:  # two candidates of the new policy
+            assert versions_in == {versions["dpo"].id}
 
 
 @pytest.mark.django_db(transaction=True)

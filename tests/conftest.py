@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 import uuid
 
 import pytest
@@ -49,3 +50,14 @@ def _private_cache(settings):
             "LOCATION": uuid.uuid4().hex,
         }
     }
+
+
+@pytest.fixture(scope="session")
+def smollm2(tmp_path_factory: pytest.TempPathFactory):
+    """The real SmolLM2-135M-Instruct, converted once per test run from the packaged GGUF
+    (``training.base_models``; ~20 s, 540 MB, removed at the end): an ``InstallResult``."""
+    from training.base_models import install_base_model
+
+    root = tmp_path_factory.mktemp("base-models")
+    yield install_base_model("smollm2-135m-instruct", root)
+    shutil.rmtree(root, ignore_errors=True)

@@ -61,3 +61,17 @@ def smollm2(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("base-models")
     yield install_base_model("smollm2-135m-instruct", root)
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=["statement", "orm"])
+def write_path(request, monkeypatch):
+    """Run a test through both implementations of claim and submit: the single PostgreSQL
+    statements and the ORM path (the one SQLite uses, and PostgreSQL's fallback)."""
+    from annotation.services import pg_statements
+
+    if request.param == "statement":
+        if connection.vendor != "postgresql":
+            pytest.skip("the single-statement path is PostgreSQL only")
+    else:
+        monkeypatch.setattr(pg_statements, "enabled", lambda: False)
+    return request.param

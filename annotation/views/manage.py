@@ -10,31 +10,22 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from annotation.errors import DomainError, NotFound, PermissionDenied
+from annotation.errors import DomainError
 from annotation.insight.columns import with_headers
 from annotation.insight.csvout import table_csv
 from annotation.insight.dashboard import dashboard_get
 from annotation.models import Project, RaterExclusion
-from annotation.selectors import MANAGER_ROLES, project_get_for_manager, projects_for_user
+from annotation.selectors import MANAGER_ROLES, projects_for_user
 from annotation.services.exclusions import rater_exclude, rater_restore
 from annotation.services.exports import export_start
 from annotation.views import manage_charts as charts
+from annotation.views.access import manager_project
 
 PAIR_ROWS_SHOWN = 200
-
-
-def _project(request: HttpRequest, project_id: int) -> Project:
-    try:
-        return project_get_for_manager(project_id=project_id, user=request.user)
-    except NotFound as exc:
-        raise Http404(exc.message) from None
-    except PermissionDenied as exc:
-        raise DjangoPermissionDenied(exc.message) from None
 
 
 def _col(table: dict[str, Any], name: str) -> list[Any]:
@@ -65,7 +56,7 @@ def manage_index(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def overview(request: HttpRequest, project_id: int) -> HttpResponse:
-    project = _project(request, project_id)
+    project = manager_project(request, project_id)
     data = dashboard_get(project.id)
     return _page(
         request,
@@ -80,7 +71,7 @@ def overview(request: HttpRequest, project_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def raters(request: HttpRequest, project_id: int) -> HttpResponse:
-    project = _project(request, project_id)
+    project = manager_project(request, project_id)
     data = dashboard_get(project.id)
     history = (
         RaterExclusion.objects.filter(project=project)
@@ -105,7 +96,7 @@ def raters(request: HttpRequest, project_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def rater_exclusion(request: HttpRequest, project_id: int, rater_id: int) -> HttpResponse:
-    project = _project(request, project_id)
+    project = manager_project(request, project_id)
     try:
         if request.POST.get("action") == "restore":
             rater_restore(project=project, rater_id=rater_id, by=request.user)
@@ -130,7 +121,7 @@ def rater_exclusion(request: HttpRequest, project_id: int, rater_id: int) -> Htt
 def leaderboard(request: HttpRequest, project_id: int) -> HttpResponse:
     from annotation.views import leaderboard_charts as lb
 
-    project = _project(request, project_id)
+    project = manager_project(request, project_id)
     data = dashboard_get(project.id)
     t = data["tables"]
     systems = t["systems"]["rows"]
@@ -151,7 +142,7 @@ def leaderboard(request: HttpRequest, project_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def exports(request: HttpRequest, project_id: int) -> HttpResponse:
-    project = _project(request, project_id)
+    project = manager_project(request, project_id)
     return render(
         request,
         "annotation/manage/exports.html",
@@ -162,7 +153,7 @@ def exports(request: HttpRequest, project_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def export_download(request: HttpRequest, project_id: int) -> HttpResponse:
-    project = _project(request, project_id)
+    project = manager_project(request, project_id)
     try:
         export = export_start(project=project, params=request.GET)
     except DomainError as exc:
@@ -181,7 +172,7 @@ def export_download(request: HttpRequest, project_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def table_download(request: HttpRequest, project_id: int, table: str) -> HttpResponse:
-    project = _project(request, project_id)
+    project = manager_project(request, project_id)
     tables = dashboard_get(project.id)["tables"]
     if table not in tables:
         raise Http404(f"No table {table!r}.")

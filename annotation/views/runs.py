@@ -14,17 +14,16 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from annotation.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
+from annotation.errors import Conflict, ValidationFailed
 from annotation.models import ACTIVE_RUN_STATUSES, Project, TrainingRun
 from annotation.run_detail import run_detail, runs_list
 from annotation.run_options import RUN_OPTIONS
-from annotation.selectors import project_get_for_manager
 from annotation.services.loop import KNOWN_TRAINERS, retrain_blockers, retrain_now
+from annotation.views.access import manager_project
 
 TRAINER_ORDER = ("rm", "dpo", "kto", "sft")
 TRAINER_HELP = {
@@ -33,15 +32,6 @@ TRAINER_HELP = {
     "kto": "KTO policy (thumbs)",
     "sft": "SFT policy (demonstrations)",
 }
-
-
-def _manager_project(request: HttpRequest, project_id: int) -> Project:
-    try:
-        return project_get_for_manager(project_id=project_id, user=request.user)
-    except NotFound as exc:
-        raise Http404(exc.message) from None
-    except PermissionDenied as exc:
-        raise DjangoPermissionDenied(exc.message) from None
 
 
 def _run(project: Project, run_id: int) -> TrainingRun:
@@ -131,13 +121,13 @@ def _runs_page(
 @login_required
 @require_GET
 def runs(request: HttpRequest, project_id: int) -> HttpResponse:
-    return _runs_page(request, _manager_project(request, project_id))
+    return _runs_page(request, manager_project(request, project_id))
 
 
 @login_required
 @require_POST
 def retrain_start(request: HttpRequest, project_id: int) -> HttpResponse:
-    project = _manager_project(request, project_id)
+    project = manager_project(request, project_id)
     blockers = retrain_blockers(project=project)
     if blockers:
         for problem in blockers:
@@ -164,7 +154,7 @@ def retrain_start(request: HttpRequest, project_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def run_page(request: HttpRequest, project_id: int, run_id: int) -> HttpResponse:
-    project = _manager_project(request, project_id)
+    project = manager_project(request, project_id)
     run = _run(project, run_id)
     return render(
         request,
@@ -176,7 +166,7 @@ def run_page(request: HttpRequest, project_id: int, run_id: int) -> HttpResponse
 @login_required
 @require_GET
 def run_data(request: HttpRequest, project_id: int, run_id: int) -> JsonResponse:
-    project = _manager_project(request, project_id)
+    project = manager_project(request, project_id)
     response = JsonResponse(run_detail(_run(project, run_id)))
     response["Cache-Control"] = "no-store"
     return response

@@ -18,8 +18,8 @@ SCOPED_KWARGS = {"project_id", "assignment_id", "judgment_id"}
 METHODS = ["get", "post", "put", "patch", "delete"]
 
 
-def api_routes():
-    """(route template with <name> placeholders, kwarg names) for every /api/ pattern."""
+def url_routes():
+    """(route template with <name> placeholders, kwarg names) for every URL pattern."""
 
     def walk(patterns, prefix):
         for p in patterns:
@@ -28,9 +28,14 @@ def api_routes():
             elif isinstance(p, URLPattern):
                 yield prefix + str(p.pattern), list(p.pattern.converters)
 
+    return list(walk(get_resolver().url_patterns, ""))
+
+
+def api_routes():
+    """The /api/ patterns that take a project, assignment or judgment id."""
     return [
         (r, names)
-        for r, names in walk(get_resolver().url_patterns, "")
+        for r, names in url_routes()
         if r.startswith("api/") and SCOPED_KWARGS & set(names)
     ]
 

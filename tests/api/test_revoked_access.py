@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from annotation.models import Assignment, AssignmentStatus, Judgment, Membership, Response, Task
-from annotation.services import pg_statements
 from annotation.services.assignment import assignment_claim_next
 from annotation.services.exclusions import rater_exclude, rater_restore
 from annotation.services.judgments import judgment_submit
 from annotation.services.projects import membership_remove
-from tests.api.test_cross_project import METHODS, api_routes, fill, row_counts
+from tests.api.test_cross_project import METHODS, api_routes, fill, row_counts, url_routes
 from tests.factories import ProjectFactory, make_rater, make_task
 
 pytestmark = pytest.mark.django_db
@@ -34,16 +32,6 @@ BODIES = {
     "reason": "unclear",
     "prefetch": True,
 }
-
-
-@pytest.fixture(params=["statement", "orm"])
-def write_path(request, monkeypatch):
-    if request.param == "statement":
-        if connection.vendor != "postgresql":
-            pytest.skip("the single-statement path is PostgreSQL only")
-    else:
-        monkeypatch.setattr(pg_statements, "enabled", lambda: False)
-    return request.param
 
 
 def token_client(user: User) -> APIClient:
@@ -226,18 +214,9 @@ def test_admin_site_deletion_ends_leases_too(client, world):
 
 def page_routes():
     """(route, kwarg names) for every server-rendered page that takes a project id."""
-    from django.urls import URLPattern, URLResolver, get_resolver
-
-    def walk(patterns, prefix):
-        for p in patterns:
-            if isinstance(p, URLResolver):
-                yield from walk(p.url_patterns, prefix + str(p.pattern))
-            elif isinstance(p, URLPattern):
-                yield prefix + str(p.pattern), list(p.pattern.converters)
-
     return [
         (route, names)
-        for route, names in walk(get_resolver().url_patterns, "")
+        for route, names in url_routes()
         if not route.startswith(("api/", "admin/")) and "project_id" in names
     ]
 

@@ -164,7 +164,12 @@ def curve_charts(run: TrainingRun) -> list[dict[str, Any]]:
                         "type": "line",
                         "title": f"{MODEL_TITLES.get(model, model)}: {label}"
                         + (" (chosen - rejected)" if key == "rewards/margins" else ""),
-                        "x": {"label": "optimizer step", "unit": "", "kind": "linear"},
+                        "x": {
+                            "label": "optimizer step",
+                            "unit": "",
+                            "kind": "linear",
+                            "integer": True,
+                        },
                         "y": y,
                         "series": [{"label": model, "points": xy}],
                         "refs": refs,

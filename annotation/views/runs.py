@@ -147,7 +147,7 @@ def retrain_start(request: HttpRequest, project_id: int) -> HttpResponse:
     except Conflict as exc:
         messages.error(request, exc.message)
         return redirect("manage-runs", project_id=project.id)
-    messages.success(request, f"Run {run.id} is queued; this page follows it live.")
+    messages.success(request, f"Retrain started: run {run.id}. This page follows it live.")
     return redirect("manage-run", project_id=project.id, run_id=run.id)
 
 

@@ -281,7 +281,7 @@ def test_json_endpoint_has_steps_curves_evaluation_verdict_lineage(
         "DPO policy: KL to the reference",
     }
     loss = titles["Reward model: training loss"]
-    assert loss["x"] == {"label": "optimizer step", "unit": "", "kind": "linear"}
+    assert loss["x"] == {"label": "optimizer step", "unit": "", "kind": "linear", "integer": True}
     assert loss["y"] == {"label": "training loss", "unit": "nats"}
     assert [p["x"] for p in loss["series"][0]["points"]] == [1, 2, 3, 4]
     (row,) = d["evaluation"]

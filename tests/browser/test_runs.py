@@ -82,7 +82,7 @@ def test_retrain_now_then_the_run_page_follows_the_cycle_live(
     page.wait_for_url(f"**/manage/projects/{project.id}/runs/*/")
     run = models.TrainingRun.objects.get(project=project)
     assert page.url.endswith(f"/runs/{run.id}/")
-    assert "Run " + str(run.id) + " is queued" in page.inner_text("ul.messages")
+    assert f"Retrain started: run {run.id}." in page.inner_text("ul.messages")
     page.evaluate("() => { window.__sameDocument = true; }")
 
     seen: list[str] = []

@@ -21,8 +21,9 @@
    }
    Points with lo/hi are drawn with error bars. A series of one point is drawn as a point, not
    as a line or a bar that fills the plot (a "bar" chart whose series all have one point too).
-   y.integer: true puts ticks on whole numbers only (counts). Reference lines are always inside
-   the y range (it is widened to include them). A title longer than the canvas is wide wraps
+   y.integer / x.integer: true puts ticks on whole numbers only (counts, steps; one point on an
+   integer x axis gets a step of room each side). Reference lines are always inside the y range
+   (it is widened to include them). A title longer than the canvas is wide wraps
    onto more lines. Pages that update live call PrefloopCharts.render(canvas, spec) once and
    PrefloopCharts.update(chart, spec) after.
 */
@@ -149,6 +150,16 @@
           scale.ticks = labels.map(function (_, i) { return { value: i }; });
         };
         xScale.ticks.callback = function (v) { return Number.isInteger(v) ? labels[v] : ""; };
+      } else if (spec.x.integer) {
+        // Steps, epochs: whole-number ticks, and one point gets a step of room on each side
+        // instead of an axis of fractions around it.
+        xScale.ticks.precision = 0;
+        var xs = [];
+        spec.series.forEach(function (s) { s.points.forEach(function (p) { xs.push(p.x); }); });
+        if (xs.length && Math.min.apply(null, xs) === Math.max.apply(null, xs)) {
+          xScale.min = xs[0] - 1;
+          xScale.max = xs[0] + 1;
+        }
       }
     }
     var yScale = {

@@ -4,7 +4,8 @@ PostgreSQL refuses a NUL in ``text`` and ``jsonb``, so a pasted ``%00`` used to 
 and come back as a 500. ``TextBoundaryMiddleware`` answers every such request with a 400 that
 names the parameter, before any view runs (the check itself is :mod:`annotation.textcheck`):
 
-* query strings, on every page and API endpoint (``?status=%00``, an admin search);
+* query strings, on every page and API endpoint (``?status=%00``, an admin search), and text
+  parts of the path (``/api/projects/1/members/a%00b/``);
 * form and multipart bodies of the HTML pages (the manager's exclusion form, the admin, login).
   API views parse their own bodies: ``annotation.api.parsers`` checks JSON, form and multipart
   there, so the API keeps its 413 for oversized bodies;
@@ -43,6 +44,15 @@ def querydict_problem(data: QueryDict) -> TextProblem | None:
             reason = text_problem(value)
             if reason:
                 return TextProblem(name, reason)
+    return None
+
+
+def path_problem(view_kwargs: dict[str, Any]) -> TextProblem | None:
+    """A text part of the URL (``members/<str:username>/``) that cannot be stored or looked up."""
+    for name, value in view_kwargs.items():
+        reason = text_problem(value) if isinstance(value, str) else None
+        if reason:
+            return TextProblem(name, reason)
     return None
 
 
@@ -85,7 +95,9 @@ class TextBoundaryMiddleware:
         view_kwargs: dict[str, Any],
     ) -> HttpResponse | None:
         api = _is_api_view(view_func)
-        problem = querydict_problem(request.GET) or header_problem(request)
+        problem = (
+            path_problem(view_kwargs) or querydict_problem(request.GET) or header_problem(request)
+        )
         if (
             problem is None
             and not api

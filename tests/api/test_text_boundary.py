@@ -348,3 +348,11 @@ def test_import_form_fields_are_checked(api, project, manager):
     assert response.status_code == 400
     assert "NUL" in response.json()["error"]
     assert snapshot() == before
+
+
+def test_text_in_the_path_is_checked(api, project, manager):
+    before = snapshot()
+    response = api(manager).delete(f"/api/projects/{project.id}/members/a%00b/")
+    assert response.status_code == 400
+    assert response.json()["field"] == "username"
+    assert snapshot() == before

@@ -325,6 +325,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 120.0,
         "options": {"expires": 110},
     },
+    "expired-leases": {"task": "leases.expire_stale", "schedule": 60.0, "options": {"expires": 55}},
 }
 # Where cycles write model artifacts (a volume in docker-compose.yml).
 LOOP_ARTIFACTS_DIR = Path(os.environ.get("LOOP_ARTIFACTS_DIR", ARTIFACTS_DIR))

@@ -3,7 +3,7 @@
 Routing lives in one place: :data:`TASK_ROUTES` maps every task name to its queue. ``gpu`` holds
 training, generation and scoring (its worker runs one task at a time, ``--pool solo``, so CUDA is
 never initialised in a forked parent); ``cpu`` holds bookkeeping (the retrain policy tick,
-dashboards, large imports).
+dashboards, large imports, returning expired leases).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ TASK_ROUTES = {
     "loop.policy_tick": {"queue": "cpu"},
     "insight.refresh_stale": {"queue": "cpu"},
     "imports.run_job": {"queue": "cpu"},
+    "leases.expire_stale": {"queue": "cpu"},
     "loop.run_cycle": {"queue": "gpu"},
 }
 

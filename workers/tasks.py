@@ -55,6 +55,19 @@ def policy_tick() -> list[int]:
     return started
 
 
+@app.task(name="leases.expire_stale", soft_time_limit=50, time_limit=60)
+def expire_stale_leases() -> int:
+    """Give back the slots of leases that ran out in every project, a batch at a time. Claims
+    already do this for their own project; this covers projects nobody is labeling right now,
+    whose held slots would otherwise show as taken until the next claim."""
+    from annotation.services.assignment import assignment_expire_stale
+
+    total = 0
+    while returned := assignment_expire_stale(project_id=None, limit=500):
+        total += returned
+    return total
+
+
 @app.task(name="imports.run_job", soft_time_limit=IMPORT_SECONDS - 60, time_limit=IMPORT_SECONDS)
 def run_import_job(job_id: int) -> str:
     """A large JSONL upload (annotation/services/import_jobs.py); the outcome is on the job."""

@@ -14,8 +14,9 @@ Design (see docs/architecture.md, "Assignment"):
   (``pg_statements.py``); the ORM version below serves SQLite.
 * On SQLite the settings open every transaction with ``BEGIN IMMEDIATE``: claims serialize on the
   database's write lock, which gives the same guarantees with one writer at a time.
-* Expired leases are returned in small batches at the start of each claim (and by a periodic
-  task), so an abandoned slot comes back without a sweep over the whole table.
+* Expired leases are returned in small batches at the start of each claim, and every minute by
+  the ``leases.expire_stale`` beat task (for projects nobody is labeling), so an abandoned slot
+  comes back without a sweep over the whole table.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from annotation.api.scoping import scoped_manager_project
 from annotation.api.serializers import TrainingRunOut
 from annotation.errors import NotFound, ValidationFailed
-from annotation.models import RunStep, TrainingRun
+from annotation.models import ACTIVE_RUN_STATUSES, RunStep, TrainingRun
 from annotation.services.loop import new_judgment_count, retrain_due, retrain_now
 
 
@@ -30,7 +30,7 @@ class RetrainApi(APIView):
         project = scoped_manager_project(request, project_id)
         due, reason = retrain_due(project=project)
         active = (
-            TrainingRun.objects.filter(project=project, status__in=["queued", "running"])
+            TrainingRun.objects.filter(project=project, status__in=ACTIVE_RUN_STATUSES)
             .values_list("id", flat=True)
             .first()
         )

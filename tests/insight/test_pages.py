@@ -119,3 +119,20 @@ def test_pages_render_for_an_empty_project(project, manager, page) -> None:
     assert "No data yet" in response.content.decode() or page == "exports/"
     export = client.get(f"/api/projects/{project.id}/exports/manifest/").json()
     assert export["counts"]["rows"] == 0
+
+
+def test_every_table_column_has_a_human_name(project, client_for_manager) -> None:
+    """A page shows each column's human name with its explanation, never the bare CSV name.
+    The win-rate matrix is the exception: its columns are the systems' own names."""
+    from annotation.insight.columns import column_header
+    from annotation.insight.dashboard import dashboard_get
+
+    tables = dashboard_get(project.id)["tables"]
+    bare = [
+        f"{name}.{column}"
+        for name, t in tables.items()
+        if name != "win_rates"
+        for column in t["columns"]
+        if column_header(name, column)["help"].startswith("CSV column")
+    ]
+    assert not bare

@@ -23,12 +23,12 @@ import os
 import random
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+from ui import gunicorn_site  # bench/ui.py: the same site under gunicorn
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_DSN = os.environ.get("BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -93,39 +93,8 @@ def main() -> None:
 
     project_id, run_id, username = make_run()
     connection.close()
-    port = 18000 + random.randint(0, 999)
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "ui:application",
-            "--pythonpath",
-            f"{ROOT / 'bench'},{ROOT}",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--threads",
-            "4",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={**os.environ},
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(base + "/login/", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+    with gunicorn_site() as base:
         measure(base, project_id, run_id, username, args.updates, args.postgres)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def measure(

@@ -21,6 +21,7 @@ against the cost of the extra round trip a script-fetched first task would add.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import os
 import random
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,6 +147,45 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def gunicorn_site() -> Iterator[str]:
+    """The site under gunicorn (2 workers x 4 threads, this module's ``application``) on a free
+    port, once it answers; yields its base URL and stops it afterwards."""
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "ui:application",
+            "--pythonpath",
+            f"{ROOT / 'bench'},{ROOT}",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env={**os.environ},
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(base + "/login/", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 def answer(page, kind: str) -> None:  # type: ignore[no-untyped-def]
     """What a quick rater types for each kind (keyboard only)."""
     kb = page.keyboard
@@ -210,39 +251,8 @@ def main() -> None:
     db = "postgresql" if args.postgres else "sqlite"
     print(f"database {db}; {args.tasks} tasks created in {fill_s:.1f} s")
 
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "ui:application",
-            "--pythonpath",
-            f"{ROOT / 'bench'},{ROOT}",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--threads",
-            "4",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={**os.environ},
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(base + "/login/", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+    with gunicorn_site() as base:
         run_browser(base, project_id, username, args)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def run_browser(base: str, project_id: int, username: str, args: argparse.Namespace) -> None:

@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "axes",
     "annotation",
+    "workers",  # no models: its management commands (simulate) drive the training stack
 ]
 
 MIDDLEWARE = [

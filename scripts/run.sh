@@ -13,11 +13,11 @@ PORT="${PORT:-8000}"
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
-if [ -f workers/celery.py ]; then
-  .venv/bin/celery -A workers.celery worker -Q cpu,gpu --concurrency 1 --pool solo \
+if [ -f config/celery.py ]; then
+  .venv/bin/celery -A config worker -Q cpu,gpu --concurrency 1 --pool solo \
     --loglevel WARNING >var/worker.log 2>&1 &
   pids+=($!)
-  .venv/bin/celery -A workers.celery beat --schedule var/celerybeat-schedule \
+  .venv/bin/celery -A config beat --schedule var/celerybeat-schedule \
     --loglevel WARNING >var/beat.log 2>&1 &
   pids+=($!)
   echo "Celery worker and beat running (logs in var/worker.log, var/beat.log)"

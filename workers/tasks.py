@@ -1,4 +1,4 @@
-"""Celery tasks: thin, named, ids only. Queues are assigned in ``workers/celery.py``.
+"""Celery tasks: thin, named, ids only. Queues are assigned in ``config/celery.py``.
 
 ``run_cycle`` retries transient errors (database/broker connection) with exponential backoff; a
 permanent error is recorded on the run by the pipeline; after the last retry the run is failed.
@@ -11,7 +11,7 @@ from typing import Any
 
 from celery.signals import celeryd_after_setup
 
-from workers.celery import TASK_ROUTES, app
+from config.celery import TASK_ROUTES, app
 
 MAX_RETRIES = 5
 # The import task's hard limit: annotation.services.import_jobs.TIME_LIMIT (a test checks), which

@@ -61,10 +61,10 @@ def _progress_key(job_id: int) -> str:
 
 
 def enqueue_import(job_id: int) -> None:
-    """Send the job to the ``cpu`` queue (routing: ``workers/celery.py``)."""
-    from workers.celery import app
+    """Send the job to the ``cpu`` queue (by name; routing: ``config/celery.py``)."""
+    from config.celery import send
 
-    app.send_task(RUN_IMPORT_TASK, args=[job_id])
+    send(RUN_IMPORT_TASK, job_id)
 
 
 def _enqueue_after_commit(job_id: int) -> None:

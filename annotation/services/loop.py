@@ -7,8 +7,8 @@ and the loser gets an ``IntegrityError`` (turned into ``None`` or a 409 here). N
 
 The worker is told only after the run row is committed (``transaction.on_commit``): a rolled-back
 trigger never reaches the broker, and a worker never sees an id it cannot read. The message holds
-the run id only. This module sends by task *name* so the web process never imports the training
-stack (``annotation`` must not import torch).
+the run id only. This module sends by task *name* through the Celery app in ``config/`` so the web
+process never imports ``workers`` or the training stack (``annotation`` must not import either).
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ STALE_QUEUED = timedelta(minutes=10)
 
 
 def enqueue_cycle(run_id: int) -> None:
-    """Send the cycle to the ``gpu`` queue (routing: ``workers/celery.py``)."""
-    from workers.celery import app
+    """Send the cycle to the ``gpu`` queue (by name; routing: ``config/celery.py``)."""
+    from config.celery import send
 
-    app.send_task(RUN_CYCLE_TASK, args=[run_id])
+    send(RUN_CYCLE_TASK, run_id)
 
 
 def _enqueue_after_commit(run_id: int) -> None:

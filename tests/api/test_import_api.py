@@ -281,6 +281,6 @@ def test_the_task_time_limit_is_the_one_the_service_assumes():
 
     assert import_jobs.TIME_LIMIT.total_seconds() == IMPORT_SECONDS
     assert run_import_job.time_limit == IMPORT_SECONDS
-    from workers.celery import TASK_ROUTES
+    from config.celery import TASK_ROUTES
 
     assert TASK_ROUTES[import_jobs.RUN_IMPORT_TASK] == {"queue": "cpu"}

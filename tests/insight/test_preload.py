@@ -21,7 +21,7 @@ import django
 django.setup()
 from celery.signals import celeryd_after_setup
 import workers.tasks
-from workers.celery import app
+from config.celery import app
 app.amqp.queues.select({queues!r})
 celeryd_after_setup.send(sender="test@host", instance=types.SimpleNamespace(app=app), conf=None)
 print(sorted(m for m in {libraries!r} if m in sys.modules))

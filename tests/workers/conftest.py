@@ -53,7 +53,7 @@ def redis_flush(url: str) -> None:
 
 def point_app_at(url: str, **transport: object) -> None:
     """Make this (test) process publish to ``url``."""
-    from workers.celery import app
+    from config.celery import app
 
     if app.conf.broker_url == url:
         return
@@ -98,7 +98,7 @@ class Worker:
             [
                 CELERY,
                 "-A",
-                "workers.celery",
+                "config",
                 "worker",
                 "-Q",
                 "cpu,gpu",

@@ -34,6 +34,8 @@ def test_workers_share_the_artifact_volume_and_queues_are_split():
     assert "-Q cpu" in services["worker-cpu"]["command"]
     assert "beat" in services["beat"]["command"]
     assert "gunicorn" in services["web"]["command"]
+    for name in ("worker-cpu", "worker-gpu", "beat"):  # the Celery app is config/celery.py
+        assert services[name]["command"].startswith("celery -A config "), name
     env = services["web"]["environment"]
     assert int(env["CELERY_VISIBILITY_TIMEOUT"].split("-")[-1].rstrip("}")) > int(
         env["CELERY_TASK_TIME_LIMIT"].split("-")[-1].rstrip("}")

@@ -1,4 +1,7 @@
-"""``manage.py simulate``: the closed loop with simulated raters (see workers/simulate.py)."""
+"""``manage.py simulate``: the closed loop with simulated raters (see workers/simulate.py).
+
+A command of the ``workers`` app, not of ``annotation``: it drives the training stack, which the
+web side never imports."""
 
 from __future__ import annotations
 

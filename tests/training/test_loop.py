@@ -1,4 +1,5 @@
-"""The shared loop: accumulation invariance, exact resume, multi-process equality."""
+"""The shared loop: accumulation invariance, exact resume, multi-process equality, and the
+step-driven session an on-policy loop uses directly."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from tests.training.conftest import synthetic_pairs
-from training.config import DPOConfig, SFTConfig
+from training.config import DPOConfig, SFTConfig, TrainConfig
+from training.loop import Progress, RunResult, TrainingSession
 from training.records import SFTExample, load_jsonl
 from training.trainers import dpo, sft
 
@@ -110,6 +113,77 @@ def test_resume_gives_identical_loss_curve(tiny_lm_dropout, train_pairs, tmp_pat
     )
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]
     assert_same_weights(full.artifact_path, resumed.artifact_path, atol=0)
+
+
+def _rollout_loop(config: TrainConfig, seen: list[Progress]) -> tuple[TrainingSession, Any]:
+    """An on-policy-shaped loop: each step draws fresh samples from the RNG (a "rollout"), no
+    records and no plan; what it counts across steps lives in ``session.extra``."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Dropout(0.2), torch.nn.Linear(8, 1))
+    target = torch.arange(4.0)
+    session = TrainingSession(
+        config=config,
+        model=model,
+        total_steps=6,
+        evaluate=lambda m: {"weight_sum": float(m[0].weight.detach().sum())},
+        progress=seen.append,
+        phase="rollout",
+    )
+    with session:
+        for _ in session.steps():
+            x = torch.randn(16, 4)
+            loss = ((session.model(x).squeeze(-1) - x @ target) ** 2).mean()
+            loss.backward()
+            session.extra["samples"] = session.extra.get("samples", 0) + 16
+            session.end_step(
+                {"loss": loss.item(), "tokens": 16.0}, grad_norm=session.optimizer_step()
+            )
+    return session, model
+
+
+def test_session_drives_a_rollout_loop_and_resumes_it_exactly(tmp_path) -> None:
+    common = {"model": "unused", "learning_rate": 1e-2, "warmup_steps": 1, "eval_every": 3}
+    seen: list[Progress] = []
+    full, model = _rollout_loop(
+        TrainConfig(output_dir=str(tmp_path / "full"), save_every=2, **common), seen
+    )
+    assert [p.step for p in seen] == [1, 2, 3, 4, 5, 6]
+    assert {p.total_steps for p in seen} == {6}
+    assert {p.phase for p in seen} == {"rollout"}
+    assert seen[-1].eta_seconds == 0
+    assert all(p.eta_seconds >= 0 for p in seen)
+    assert [h["step"] for h in full.history] == [0, 1, 2, 3, 4, 5, 6]
+    assert "eval/weight_sum" in full.history[0]
+    assert "eval/weight_sum" in full.history[3]
+    assert full.tokens == 96
+    assert full.extra == {"samples": 96}
+    assert full.history[-1]["loss"] < full.history[1]["loss"]
+    checkpoints = sorted(p.name for p in (tmp_path / "full.checkpoints").iterdir())
+    assert checkpoints == ["step-2", "step-4"]  # every save_every steps, never after the last
+
+    resumed, resumed_model = _rollout_loop(
+        TrainConfig(
+            output_dir=str(tmp_path / "resumed"),
+            resume_from=str(tmp_path / "full.checkpoints" / "step-4"),
+            **common,
+        ),
+        [],
+    )
+    assert resumed.start_step == 4
+    assert resumed.extra == {"samples": 96}
+    assert resumed.tokens == 96
+    assert resumed.history == full.history  # dropout and the samples: the RNG was restored
+    for a, b in zip(model.parameters(), resumed_model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+    result = RunResult.from_fit(full.fitted(), counts={"prompts": 3}, seconds=2.0)
+    assert result.steps == 6
+    assert result.train_tokens == 96
+    assert result.tokens_per_second == 48
+    assert result.metrics["loss"] == full.history[-1]["loss"]
+    assert result.metrics["eval/weight_sum"] == full.eval_metrics["eval/weight_sum"]
+    assert "step" not in result.metrics
+    assert result.artifact_path is None
 
 
 def test_two_process_ddp_equals_single_process(tiny_lm, tmp_path) -> None:

@@ -1,19 +1,30 @@
-"""Helpers the trainers share: loading and splitting records, artifact metadata, saving."""
+"""Helpers the trainers share: loading and splitting records, artifact metadata, the run's end."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import random
+import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from training.artifacts import save_artifact
 from training.config import TrainConfig
-from training.loop import barrier, is_main
+from training.distributed import barrier, is_main
 from training.modeling import data_hash, unwrap_for_save
 from training.records import LoadReport, filter_records, load_jsonl
+from training.session import Fitted, RunResult
+
+
+class TrainerState(Protocol):
+    """What :func:`finish_run` reads from a trainer's ``State``."""
+
+    config: Any
+    tokenizer: Any
+    model: Any
+    counts: dict[str, int]
 
 
 def load_splits(
@@ -99,3 +110,15 @@ def save_final(
 
 def mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
+
+
+def finish_run(
+    state: TrainerState, fitted: Fitted, *, trainer: str, started: float, data: Any
+) -> RunResult:
+    """The end of every trainer's ``run``: the result (the last logged training metrics overlaid
+    with the last evaluation; ``seconds`` since ``started``, a ``time.perf_counter()`` taken
+    before setup) and the artifact, written by rank 0 with ``data``'s hash in its metadata."""
+    result = RunResult.from_fit(fitted, counts=state.counts, seconds=time.perf_counter() - started)
+    meta = metadata(state.config, trainer, state.counts, result.metrics, data)
+    result.artifact_path = save_final(state.model, state.tokenizer, state.config, meta)
+    return result

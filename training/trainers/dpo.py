@@ -4,7 +4,8 @@ Read top to bottom: ``setup`` loads data, tokenizer and model and precomputes th
 log-probs (cached on disk; the reference is the starting model unless ``ref_model`` is set, and is
 never held beside the policy during training); ``train_step`` runs chosen and rejected in one
 concatenated forward and applies the configured pair loss; ``evaluate`` reports TRL-named metrics
-on the held-out pairs; ``save`` writes the artifact; ``run`` ties them together.
+on the held-out pairs; ``run`` ties them together through :func:`training.loop.fit` and ends in
+:func:`training.trainers.common.finish_run` (the result and the artifact).
 
 Public API for the workers::
 
@@ -39,7 +40,9 @@ from training.modeling import (
 from training.records import PreferencePair
 from training.reference import cached_logps
 from training.tokenize import EncodedPair, Encoder, encode_pairs
-from training.trainers.common import load_splits, metadata, save_final
+from training.trainers.common import finish_run, load_splits
+
+NAME = "dpo"  # this trainer's entry in training/contract/trainers.py
 
 Item = tuple[EncodedPair, float, float]  # pair, reference logp(chosen), reference logp(rejected)
 
@@ -179,14 +182,6 @@ def evaluate(state: State, model: Any) -> dict[str, float]:
     return metrics
 
 
-def save(state: State, result: RunResult) -> RunResult:
-    meta = metadata(
-        state.config, "dpo", state.counts, result.metrics, [it[0] for it in state.train]
-    )
-    result.artifact_path = save_final(state.model, state.tokenizer, state.config, meta)
-    return result
-
-
 def run(
     config: DPOConfig,
     train_records: Sequence[PreferencePair] | None = None,
@@ -196,7 +191,7 @@ def run(
     """Train a DPO policy; records default to ``config.train_file``/``eval_file``."""
     t0 = time.perf_counter()
     state = setup(config, train_records, eval_records)
-    history, eval_metrics, steps, tokens = fit(
+    fitted = fit(
         config=config,
         model=state.model,
         items=state.train,
@@ -206,14 +201,4 @@ def run(
         evaluate=(lambda m: evaluate(state, m)) if state.eval else None,
         progress=progress,
     )
-    final = {k: v for k, v in history[-1].items() if k != "step"} if history else {}
-    result = RunResult(
-        None,
-        {**final, **eval_metrics},
-        history,
-        state.counts,
-        steps,
-        tokens,
-        time.perf_counter() - t0,
-    )
-    return save(state, result)
+    return finish_run(state, fitted, trainer=NAME, started=t0, data=[it[0] for it in state.train])

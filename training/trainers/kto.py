@@ -38,7 +38,9 @@ from training.modeling import (
 from training.records import UnpairedExample
 from training.reference import cached_logps
 from training.tokenize import EncodedUnpaired, Encoder, encode_unpaired
-from training.trainers.common import load_splits, metadata, save_final
+from training.trainers.common import finish_run, load_splits
+
+NAME = "kto"  # this trainer's entry in training/contract/trainers.py
 
 Item = tuple[EncodedUnpaired, float, float]  # example, reference logp, reference logp of KL seq
 
@@ -188,14 +190,6 @@ def evaluate(state: State, model: Any) -> dict[str, float]:
     return metrics
 
 
-def save(state: State, result: RunResult) -> RunResult:
-    meta = metadata(
-        state.config, "kto", state.counts, result.metrics, [it[0] for it in state.train]
-    )
-    result.artifact_path = save_final(state.model, state.tokenizer, state.config, meta)
-    return result
-
-
 def run(
     config: KTOConfig,
     train_records: Sequence[UnpairedExample] | None = None,
@@ -205,7 +199,7 @@ def run(
     """Train a KTO policy; records default to ``config.train_file``/``eval_file``."""
     t0 = time.perf_counter()
     state = setup(config, train_records, eval_records)
-    history, eval_metrics, steps, tokens = fit(
+    fitted = fit(
         config=config,
         model=state.model,
         items=state.train,
@@ -215,14 +209,4 @@ def run(
         evaluate=(lambda m: evaluate(state, m)) if state.eval else None,
         progress=progress,
     )
-    final = {k: v for k, v in history[-1].items() if k != "step"} if history else {}
-    result = RunResult(
-        None,
-        {**final, **eval_metrics},
-        history,
-        state.counts,
-        steps,
-        tokens,
-        time.perf_counter() - t0,
-    )
-    return save(state, result)
+    return finish_run(state, fitted, trainer=NAME, started=t0, data=[it[0] for it in state.train])

@@ -34,7 +34,9 @@ from training.modeling import (
 )
 from training.records import PreferencePair
 from training.tokenize import EncodedPair, Encoder, classifier_ids, encode_pairs, n_special_tokens
-from training.trainers.common import load_splits, metadata, save_final
+from training.trainers.common import finish_run, load_splits
+
+NAME = "rm"  # this trainer's entry in training/contract/trainers.py
 
 # Fewer held-out pairs than this fit no calibration temperature (it would be noise).
 MIN_CALIBRATION_PAIRS = 8
@@ -157,12 +159,6 @@ def length_correlation(scores: torch.Tensor, lengths: Sequence[int]) -> float | 
     return float(torch.corrcoef(data)[0, 1])
 
 
-def save(state: State, result: RunResult) -> RunResult:
-    meta = metadata(state.config, "rm", state.counts, result.metrics, state.train)
-    result.artifact_path = save_final(state.model, state.tokenizer, state.config, meta)
-    return result
-
-
 def run(
     config: RewardConfig,
     train_records: Sequence[PreferencePair] | None = None,
@@ -172,7 +168,7 @@ def run(
     """Train a reward model; records default to ``config.train_file``/``eval_file``."""
     t0 = time.perf_counter()
     state = setup(config, train_records, eval_records)
-    history, eval_metrics, steps, tokens = fit(
+    fitted = fit(
         config=config,
         model=state.model,
         items=state.train,
@@ -182,14 +178,4 @@ def run(
         evaluate=(lambda m: evaluate(state, m)) if state.eval else None,
         progress=progress,
     )
-    final = {k: v for k, v in history[-1].items() if k != "step"} if history else {}
-    result = RunResult(
-        None,
-        {**final, **eval_metrics},
-        history,
-        state.counts,
-        steps,
-        tokens,
-        time.perf_counter() - t0,
-    )
-    return save(state, result)
+    return finish_run(state, fitted, trainer=NAME, started=t0, data=state.train)

@@ -33,7 +33,9 @@ from training.modeling import (
 )
 from training.records import SFTExample
 from training.tokenize import Encoded, Encoder, encode_sft
-from training.trainers.common import load_splits, metadata, save_final
+from training.trainers.common import finish_run, load_splits
+
+NAME = "sft"  # this trainer's entry in training/contract/trainers.py
 
 
 @dataclass
@@ -105,12 +107,6 @@ def evaluate(state: State, model: Any) -> dict[str, float]:
     return {"loss": mean, "perplexity": float(torch.exp(torch.tensor(mean)))}
 
 
-def save(state: State, result: RunResult) -> RunResult:
-    meta = metadata(state.config, "sft", state.counts, result.metrics, state.train)
-    result.artifact_path = save_final(state.model, state.tokenizer, state.config, meta)
-    return result
-
-
 def run(
     config: SFTConfig,
     train_records: Sequence[SFTExample] | None = None,
@@ -120,7 +116,7 @@ def run(
     """Fine-tune on demonstrations; records default to ``config.train_file``/``eval_file``."""
     t0 = time.perf_counter()
     state = setup(config, train_records, eval_records)
-    history, eval_metrics, steps, tokens = fit(
+    fitted = fit(
         config=config,
         model=state.model,
         items=state.train,
@@ -130,14 +126,4 @@ def run(
         evaluate=(lambda m: evaluate(state, m)) if state.eval else None,
         progress=progress,
     )
-    final = {k: v for k, v in history[-1].items() if k != "step"} if history else {}
-    result = RunResult(
-        None,
-        {**final, **eval_metrics},
-        history,
-        state.counts,
-        steps,
-        tokens,
-        time.perf_counter() - t0,
-    )
-    return save(state, result)
+    return finish_run(state, fitted, trainer=NAME, started=t0, data=state.train)

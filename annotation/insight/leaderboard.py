@@ -271,7 +271,9 @@ def policy_versions_section(project_id: int) -> dict[str, dict]:
                 *figures,
                 _figure(metrics, "kl") if evaluated else None,
                 _figure(metrics, "prompts") if evaluated else None,
-                rm_names.get(evaluation.get("judge")) if evaluated else None,
+                rm_names.get(int(evaluation["judge"]))
+                if evaluated and evaluation.get("judge")
+                else None,
                 note,
             ]
         )
@@ -318,7 +320,8 @@ def runs_section(project_id: int) -> tuple[dict[str, dict], list[dict[str, Any]]
             :20
         ]
     )
-    rows, curves = [], []
+    rows: list[list[Any]] = []
+    curves: list[dict[str, Any]] = []
     for rid, status, trainers, created, finished, metrics, curve in runs:
         flat = {k: v for k, v in (metrics or {}).items() if isinstance(v, int | float | str)}
         rows.append(
@@ -331,7 +334,7 @@ def runs_section(project_id: int) -> tuple[dict[str, dict], list[dict[str, Any]]
                 "; ".join(f"{k}={v}" for k, v in sorted(flat.items())),
             ]
         )
-        groups: dict[tuple[str, str], dict[str, list[list[float]]]] = {}
+        groups: dict[tuple[str, str], dict[str, list[list[Any]]]] = {}
         for n, p in enumerate(p for p in (curve or []) if isinstance(p, dict)):
             key = (str(p.get("phase", "")), str(p.get("model", "")))
             x = p.get("i", p.get("step", n))

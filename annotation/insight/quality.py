@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from django.db.models import Count, Q
@@ -41,7 +41,9 @@ TIME_MS_MAX = 2**32 - 1  # the median sorts times in 32 bits: longer ones (49 da
 # -- agreement -----------------------------------------------------------------------------------
 
 
-def _agreement_rows(kind: str, measure: str, counts: np.ndarray, level: str) -> list[list[Any]]:
+def _agreement_rows(
+    kind: str, measure: str, counts: np.ndarray, level: Literal["nominal", "ordinal"]
+) -> list[list[Any]]:
     n_items = int((counts.sum(1) >= 2).sum()) if counts.size else 0
     if counts.size == 0 or n_items == 0:
         return [[kind, measure, level, None, None, None, 0, None, None, None, None, None, 0]]
@@ -154,8 +156,8 @@ def agreement_section(
     ranking = rows_of(TaskKind.RANKING)
     kendall_rows: list[list[Any]] = []
     if ranking:
-        units, unit_idx, _raters, ranks, depth = _ranking_units(ranking)
-        counts = agreement.value_counts(unit_idx, ranks, len(units), depth)
+        rank_units, unit_idx, _raters, ranks, depth = _ranking_units(ranking)
+        counts = agreement.value_counts(unit_idx, ranks, len(rank_units), depth)
         rows += _agreement_rows("ranking", "rank of each response", counts, "ordinal")
         means, pairs = _kendall_by_task(ranking)
         low, high = bootstrap_mean(means) if len(means) else (None, None)
@@ -195,7 +197,7 @@ def agreement_section(
     ra, rb, tables_ab = agreement.pair_tables(
         inverse, pw.rater[sel], pw.canon[sel], 4, MIN_SHARED_ITEMS
     )
-    kappa, low, high = agreement.cohen_kappa_tables(tables_ab)
+    kappa, kappa_low, kappa_high = agreement.cohen_kappa_tables(tables_ab)
     names = usernames(list({*ra.tolist(), *rb.tolist()}))
     order = np.argsort(np.nan_to_num(kappa, nan=2.0))
     pair_rows = [
@@ -204,8 +206,8 @@ def agreement_section(
             names.get(int(rb[i]), str(rb[i])),
             int(tables_ab[i].sum()),
             num(kappa[i]),
-            num(low[i]),
-            num(high[i]),
+            num(kappa_low[i]),
+            num(kappa_high[i]),
         ]
         for i in order
     ]

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest
 
 from annotation.errors import NotFound, PermissionDenied
 from annotation.models import Project
 from annotation.selectors import project_get_for_manager
+
+
+class AuthedRequest(HttpRequest):
+    """A request behind ``@login_required``: its user is a real ``User`` (for the type checker)."""
+
+    user: User
 
 
 def manager_project(request: HttpRequest, project_id: int) -> Project:

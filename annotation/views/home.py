@@ -1,15 +1,16 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 
 from annotation.selectors import is_manager, projects_for_user
+from annotation.views.access import AuthedRequest
 from annotation.views.rater_stats import judged_today, tasks_left
 
 
 @login_required
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: AuthedRequest) -> HttpResponse:
     """The rater's projects, with what is left for them and what they did today."""
     rows = [
         {

@@ -9,7 +9,7 @@ that the script asks ``label_next`` for the next task *while the rater works on 
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
@@ -18,6 +18,7 @@ from annotation.errors import DomainError, NoTaskAvailable, NotFound
 from annotation.models import Assignment, Project
 from annotation.selectors import project_get_for_user
 from annotation.services.assignment import assignment_claim_next
+from annotation.views.access import AuthedRequest
 from annotation.views.rater_stats import judged_today
 from annotation.views.task_view import task_context
 
@@ -26,7 +27,7 @@ REFUSED_TEMPLATE = "annotation/label/refused.html"
 UNDO_SECONDS = 10
 
 
-def _project(request: HttpRequest, project_id: int) -> Project:
+def _project(request: AuthedRequest, project_id: int) -> Project:
     try:
         project, _role = project_get_for_user(project_id=project_id, user=request.user)
     except NotFound as exc:
@@ -34,7 +35,7 @@ def _project(request: HttpRequest, project_id: int) -> Project:
     return project
 
 
-def _claim(request: HttpRequest, project: Project, *, prefetch: bool) -> Assignment | None:
+def _claim(request: AuthedRequest, project: Project, *, prefetch: bool) -> Assignment | None:
     try:
         claim = assignment_claim_next(project=project, rater=request.user, prefetch=prefetch)
     except NoTaskAvailable:
@@ -44,7 +45,7 @@ def _claim(request: HttpRequest, project: Project, *, prefetch: bool) -> Assignm
 
 @login_required
 @require_GET
-def label_page(request: HttpRequest, project_id: int) -> HttpResponse:
+def label_page(request: AuthedRequest, project_id: int) -> HttpResponse:
     project = _project(request, project_id)
     try:
         assignment = _claim(request, project, prefetch=False)
@@ -64,7 +65,7 @@ def label_page(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def label_next(request: HttpRequest, project_id: int) -> HttpResponse:
+def label_next(request: AuthedRequest, project_id: int) -> HttpResponse:
     """The HTML of the rater's next task (``prefetch=1``: one more than the one on screen).
 
     204 when nothing is left. The assignment id travels in the ``X-Assignment-Id`` header. A

@@ -10,7 +10,8 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -23,7 +24,7 @@ from annotation.selectors import MANAGER_ROLES, projects_for_user
 from annotation.services.exclusions import rater_exclude, rater_restore
 from annotation.services.exports import export_start
 from annotation.views import manage_charts as charts
-from annotation.views.access import manager_project
+from annotation.views.access import AuthedRequest, manager_project
 
 PAIR_ROWS_SHOWN = 200
 
@@ -33,7 +34,7 @@ def _col(table: dict[str, Any], name: str) -> list[Any]:
     return [row[i] for row in table["rows"]]
 
 
-def _page(request: HttpRequest, project: Project, template: str, **context: Any) -> HttpResponse:
+def _page(request: AuthedRequest, project: Project, template: str, **context: Any) -> HttpResponse:
     data = context.pop("data", None) or dashboard_get(project.id)
     return render(
         request,
@@ -44,7 +45,7 @@ def _page(request: HttpRequest, project: Project, template: str, **context: Any)
 
 @login_required
 @require_GET
-def manage_index(request: HttpRequest) -> HttpResponse:
+def manage_index(request: AuthedRequest) -> HttpResponse:
     projects = projects_for_user(user=request.user).order_by("name")
     if not request.user.is_superuser:
         projects = projects.filter(
@@ -55,7 +56,7 @@ def manage_index(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def overview(request: HttpRequest, project_id: int) -> HttpResponse:
+def overview(request: AuthedRequest, project_id: int) -> HttpResponse:
     project = manager_project(request, project_id)
     data = dashboard_get(project.id)
     return _page(
@@ -70,7 +71,7 @@ def overview(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def raters(request: HttpRequest, project_id: int) -> HttpResponse:
+def raters(request: AuthedRequest, project_id: int) -> HttpResponse:
     project = manager_project(request, project_id)
     data = dashboard_get(project.id)
     history = (
@@ -95,7 +96,7 @@ def raters(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def rater_exclusion(request: HttpRequest, project_id: int, rater_id: int) -> HttpResponse:
+def rater_exclusion(request: AuthedRequest, project_id: int, rater_id: int) -> HttpResponse:
     project = manager_project(request, project_id)
     try:
         if request.POST.get("action") == "restore":
@@ -118,7 +119,7 @@ def rater_exclusion(request: HttpRequest, project_id: int, rater_id: int) -> Htt
 
 @login_required
 @require_GET
-def leaderboard(request: HttpRequest, project_id: int) -> HttpResponse:
+def leaderboard(request: AuthedRequest, project_id: int) -> HttpResponse:
     from annotation.views import leaderboard_charts as lb
 
     project = manager_project(request, project_id)
@@ -141,7 +142,7 @@ def leaderboard(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def exports(request: HttpRequest, project_id: int) -> HttpResponse:
+def exports(request: AuthedRequest, project_id: int) -> HttpResponse:
     project = manager_project(request, project_id)
     return render(
         request,
@@ -152,7 +153,7 @@ def exports(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def export_download(request: HttpRequest, project_id: int) -> HttpResponse:
+def export_download(request: AuthedRequest, project_id: int) -> HttpResponseBase:
     project = manager_project(request, project_id)
     try:
         export = export_start(project=project, params=request.GET)
@@ -171,7 +172,7 @@ def export_download(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def table_download(request: HttpRequest, project_id: int, table: str) -> HttpResponse:
+def table_download(request: AuthedRequest, project_id: int, table: str) -> HttpResponse:
     project = manager_project(request, project_id)
     tables = dashboard_get(project.id)["tables"]
     if table not in tables:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, time
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
@@ -16,14 +16,14 @@ def _start_of_today() -> datetime:
     return timezone.make_aware(datetime.combine(now.date(), time.min), now.tzinfo)
 
 
-def judged_today(*, project: Project, rater: AbstractBaseUser) -> int:
+def judged_today(*, project: Project, rater: User) -> int:
     """Tasks this rater judged today (first revisions only: an undo is not a second task)."""
     return Judgment.objects.filter(
         project=project, rater=rater, revision=1, created_at__gte=_start_of_today()
     ).count()
 
 
-def tasks_left(*, project: Project, rater: AbstractBaseUser) -> int:
+def tasks_left(*, project: Project, rater: User) -> int:
     """Open tasks with a free slot that this rater has never been given."""
     seen = Assignment.objects.filter(task=OuterRef("pk"), rater=rater)
     return (

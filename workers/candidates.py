@@ -16,6 +16,7 @@ from typing import Any
 from django.db.models import Count, Q
 
 from annotation.models import (
+    ModelKind,
     ModelVersion,
     Origin,
     Project,
@@ -23,11 +24,13 @@ from annotation.models import (
     Response,
     Task,
     TaskKind,
+    TrainingRun,
 )
+from annotation.services import runs
 from annotation.services.tasks import TaskSpec, task_specs_for_prompt, tasks_create
 from annotation.textcheck import unreadable_reason
 from workers.active import select_pairs
-from workers.steps import Context
+from workers.steps import Context, load_records
 
 
 class Models:
@@ -71,8 +74,6 @@ def storable(text: str) -> str:
 def cycle_index(ctx: Context) -> int:
     """How many cycles the project ran before this one (seeds depend on it, not on row ids, so a
     seeded simulation is reproducible in any database)."""
-    from annotation.models import TrainingRun
-
     return TrainingRun.objects.filter(project=ctx.project, id__lt=ctx.run.id).count()
 
 
@@ -126,9 +127,8 @@ def rm_pairs(ctx: Context, parent: ModelVersion) -> list[Any]:
     the parent samples k responses and the best and worst by reward form a pair (on-policy data at
     no labeling cost; off by default)."""
     from training.records import PreferencePair
-    from workers.pipelines import judge_version
 
-    n, judge = int(ctx.cfg["rm_pairs_prompts"]), judge_version(ctx)
+    n, judge = int(ctx.cfg["rm_pairs_prompts"]), runs.run_judge(run=ctx.run)
     if n <= 0 or judge is None or judge.training_run_id != ctx.run.id:
         return []
     models = Models(ctx.cfg["device"])
@@ -148,14 +148,12 @@ def rm_pairs(ctx: Context, parent: ModelVersion) -> list[Any]:
 
 def _generator(ctx: Context) -> ModelVersion:
     """The newest policy of this run (best evaluated, else first); without one, the parent."""
-    from workers.pipelines import new_policies, policy_parent
-
     promoted = ctx.results.get("register", {}).get("promoted_policy")
-    policies = new_policies(ctx)
+    policies = runs.run_versions_ready(run=ctx.run, kind=ModelKind.POLICY)
     for v in policies:
         if v.id == promoted:
             return v
-    return policies[0] if policies else policy_parent(ctx.project)
+    return policies[0] if policies else runs.version_policy_parent(project=ctx.project)
 
 
 def step_generate(ctx: Context) -> tuple[dict[str, Any], Any]:
@@ -226,7 +224,6 @@ def _head_rewards(
     """Each candidate's reward under ``ensemble_heads`` bootstrap heads of the judge's last layer,
     refitted on this run's labeled pairs (``training/ensemble.py``); None without such pairs."""
     from training.ensemble import ensemble_rewards
-    from workers.pipelines import load_records
 
     labeled = load_records(ctx, "preference")
     if len(labeled) < 2:
@@ -245,9 +242,7 @@ def _head_rewards(
 
 
 def step_select(ctx: Context) -> tuple[dict[str, Any], Any]:
-    from workers.pipelines import judge_version
-
-    cands, judge = _candidates(ctx), judge_version(ctx)
+    cands, judge = _candidates(ctx), runs.run_judge(run=ctx.run)
     rows = list(
         Response.objects.filter(generation_run=ctx.run).select_related("prompt").order_by("id")
     )

@@ -7,6 +7,9 @@ succeeded, or failed with the error on a permanent failure. Transient errors (da
 connection) propagate so the Celery task retries with backoff. Model versions become ``ready``
 only after their artifact directory is complete; the active model changes only in ``register``,
 inside one transaction, and only when the evaluation passes the project's rule.
+
+Every write to a run or a model version goes through ``annotation/services/runs.py`` (claim,
+progress, fail, mark ready, activate); this module decides *what* to write, not how.
 """
 
 from __future__ import annotations
@@ -20,28 +23,20 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import F, Q
-from django.db.models.functions import Coalesce
-from django.utils import timezone
+from django.db import InterfaceError, OperationalError, connection
 
-from annotation.models import (
-    ACTIVE_RUN_STATUSES,
-    ModelKind,
-    ModelVersion,
-    Project,
-    RunStatus,
-    TrainingRun,
-    VersionStatus,
-)
+from annotation.models import ModelKind, ModelVersion, RunStatus, TrainingRun
+from annotation.services import runs
+from annotation.services.loop import last_snapshot_max
+from annotation.services.runs import artifact_complete
 from workers import candidates
 from workers.records import build_records, eligible_judgments, snapshot_rows
 from workers.steps import (
     DEFAULTS,
+    RECORD_FILES,
     Context,
-    PermanentError,
-    artifact_complete,
     clear_partial,
+    load_records,
     run_step,
 )
 
@@ -52,7 +47,6 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 POLICY_TRAINERS = ("dpo", "kto", "sft")
-RECORD_FILES = {"preference": "pairs.jsonl", "unpaired": "unpaired.jsonl", "sft": "sft.jsonl"}
 
 
 def run_dir(run: TrainingRun) -> Path:
@@ -68,48 +62,9 @@ def run_config(run: TrainingRun) -> dict[str, Any]:
 # ---------------------------------------------------------------- lineage helpers
 
 
-def base_version(project: Project) -> ModelVersion:
-    """The project's base model as a (ready) policy version: the root of every lineage."""
-    if not project.base_model:
-        raise PermanentError("The project has no base_model (a local model path) to train from.")
-    base = ModelVersion.objects.filter(
-        project=project, trainer="base", artifact_path=project.base_model
-    ).first()
-    if base is None:
-        base = ModelVersion.objects.create(
-            project=project,
-            name=f"{project.slug}-base",
-            kind=ModelKind.POLICY,
-            trainer="base",
-            artifact_path=project.base_model,
-            status=VersionStatus.READY,
-            config={"base_model": project.base_model},
-        )
-    return base
-
-
-def active_version(project: Project, kind: str) -> ModelVersion | None:
-    return ModelVersion.objects.filter(project=project, kind=kind, is_active=True).first()
-
-
-def policy_parent(project: Project) -> ModelVersion:
-    return active_version(project, ModelKind.POLICY) or base_version(project)
-
-
 def _version(ctx: Context, trainer: str, kind: str, parent: ModelVersion | None) -> ModelVersion:
     """This run's version for ``trainer`` (unique per (run, trainer): a re-run finds it)."""
-    version, _ = ModelVersion.objects.get_or_create(
-        training_run=ctx.run,
-        trainer=trainer,
-        defaults={
-            "project": ctx.project,
-            "name": f"{ctx.project.slug}-r{ctx.run.id}-{trainer}",
-            "kind": kind,
-            "parent": parent,
-            "status": VersionStatus.TRAINING,
-        },
-    )
-    return version
+    return runs.version_for_run(run=ctx.run, trainer=trainer, kind=kind, parent=parent)
 
 
 def _lineage(ctx: Context, train_config: Any) -> dict[str, Any]:
@@ -124,10 +79,8 @@ def _lineage(ctx: Context, train_config: Any) -> dict[str, Any]:
 
 
 def _mark_ready(version: ModelVersion, path: Path, metrics: dict[str, Any], config: Any) -> None:
-    if not artifact_complete(path):
-        raise PermanentError(f"artifact {path} is incomplete; {version.name} stays not ready")
-    ModelVersion.objects.filter(id=version.id).update(
-        status=VersionStatus.READY, artifact_path=str(path), metrics=metrics, config=config
+    runs.version_mark_ready(
+        version_id=version.id, artifact_path=path, metrics=metrics, config=config
     )
 
 
@@ -162,18 +115,10 @@ def step_snapshot(ctx: Context) -> tuple[dict[str, Any], Any]:
         eligible_judgments(project_id=ctx.project.id).order_by("id").values_list("id", flat=True)
     )
     max_id = max(ids, default=0)
-    previous = (
-        TrainingRun.objects.filter(project=ctx.project, status=RunStatus.SUCCEEDED)
-        .order_by("-id")
-        .values_list("snapshot_max_judgment_id", flat=True)
-        .first()
-        or 0
-    )
+    previous = last_snapshot_max(project=ctx.project)
 
     def commit() -> None:
-        TrainingRun.objects.filter(id=ctx.run.id).update(
-            snapshot_judgment_ids=ids, snapshot_max_judgment_id=max_id
-        )
+        runs.run_snapshot_set(run_id=ctx.run.id, judgment_ids=ids, max_judgment_id=max_id)
         ctx.run.snapshot_judgment_ids, ctx.run.snapshot_max_judgment_id = ids, max_id
 
     new = sum(1 for i in ids if i > previous)
@@ -218,13 +163,6 @@ def step_records(ctx: Context) -> tuple[dict[str, Any], Any]:
     return dict(recs.counts), None
 
 
-def load_records(ctx: Context, kind: str) -> list[Any]:
-    from training.records import load_jsonl
-
-    path = ctx.root / "records" / RECORD_FILES[kind]
-    return load_jsonl(path, kind)[0] if path.is_file() else []
-
-
 def step_reward(ctx: Context) -> tuple[dict[str, Any], Any]:
     from training.config import RewardConfig
     from training.trainers import reward_model
@@ -234,7 +172,8 @@ def step_reward(ctx: Context) -> tuple[dict[str, Any], Any]:
         return {"skipped": "rm is not among the project's trainers"}, None
     if len(pairs) < 2:
         return {"skipped": f"{len(pairs)} preference pairs; need at least 2"}, None
-    version = _version(ctx, "rm", ModelKind.REWARD, active_version(ctx.project, ModelKind.REWARD))
+    active_reward = runs.version_active(project=ctx.project, kind=ModelKind.REWARD)
+    version = _version(ctx, "rm", ModelKind.REWARD, active_reward)
     out = ctx.root / "rm"
     kw: dict[str, Any] = (
         {"learning_rate": ctx.cfg["learning_rate"]} if ctx.cfg["learning_rate"] else {}
@@ -311,7 +250,7 @@ TRAINER_RECORDS = {"dpo": "preference", "kto": "unpaired", "sft": "sft"}
 def step_policy(ctx: Context) -> tuple[dict[str, Any], Any]:
     import importlib
 
-    parent = policy_parent(ctx.project)
+    parent = runs.version_policy_parent(project=ctx.project)
     result: dict[str, Any] = {"parent": parent.id}
     commits = []
     for trainer in [t for t in POLICY_TRAINERS if t in ctx.run.trainers]:
@@ -339,25 +278,13 @@ def step_policy(ctx: Context) -> tuple[dict[str, Any], Any]:
 
 
 def new_policies(ctx: Context) -> list[ModelVersion]:
-    return list(
-        ModelVersion.objects.filter(
-            training_run=ctx.run, kind=ModelKind.POLICY, status=VersionStatus.READY
-        ).order_by("id")
-    )
-
-
-def judge_version(ctx: Context) -> ModelVersion | None:
-    """The reward model that judges this run: its own, else the project's active one."""
-    own = ModelVersion.objects.filter(
-        training_run=ctx.run, kind=ModelKind.REWARD, status=VersionStatus.READY
-    ).first()
-    return own or active_version(ctx.project, ModelKind.REWARD)
+    return runs.run_versions_ready(run=ctx.run, kind=ModelKind.POLICY)
 
 
 def step_evaluate(ctx: Context) -> tuple[dict[str, Any], Any]:
     from training.evaluate import compare_policies
 
-    policies, judge = new_policies(ctx), judge_version(ctx)
+    policies, judge = new_policies(ctx), runs.run_judge(run=ctx.run)
     if not policies:
         return {"skipped": "no new policy"}, None
     if judge is None:
@@ -366,7 +293,7 @@ def step_evaluate(ctx: Context) -> tuple[dict[str, Any], Any]:
     prompts = candidates.eval_prompts(ctx.project, int(ctx.cfg["eval_prompts"]))
     result: dict[str, Any] = {"judge": judge.id, "prompts": len(prompts)}
     for n, version in enumerate(policies):
-        parent = version.parent or policy_parent(ctx.project)
+        parent = version.parent or runs.version_policy_parent(project=ctx.project)
         share = 1 / len(policies)
         metrics = compare_policies(
             models.policy(version.artifact_path),
@@ -403,29 +330,17 @@ def step_register(ctx: Context) -> tuple[dict[str, Any], Any]:
         if evaluation.get(str(v.id), {}).get("passed")
     ]
     best = max(passing, key=lambda wv: (wv[0], -wv[1].id))[1] if passing else None
-    reward = ModelVersion.objects.filter(
-        training_run=ctx.run, kind=ModelKind.REWARD, status=VersionStatus.READY
-    ).first()
+    reward = runs.run_own_reward(run=ctx.run)
 
-    def commit() -> None:
-        project = Project.objects.select_for_update().get(id=ctx.project.id)
-        for version, kind in ((best, ModelKind.POLICY), (reward, ModelKind.REWARD)):
-            if version is None:
-                continue
-            ModelVersion.objects.filter(project=project, kind=kind, is_active=True).update(
-                is_active=False
-            )
-            ModelVersion.objects.filter(id=version.id).update(is_active=True)
+    def commit() -> None:  # inside run_step_finish's transaction
+        for version in (best, reward):
+            if version is not None:
+                runs.version_activate(version_id=version.id)
         for v in new_policies(ctx):
             if str(v.id) in evaluation:
-                ModelVersion.objects.filter(id=v.id).update(
-                    metrics={
-                        **v.metrics,
-                        **{f"eval/{k}": x for k, x in evaluation[str(v.id)].items()},
-                    }
-                )
-        if active_version(project, ModelKind.POLICY) is None:
-            ModelVersion.objects.filter(id=base_version(project).id).update(is_active=True)
+                metrics = {f"eval/{k}": x for k, x in evaluation[str(v.id)].items()}
+                runs.version_metrics_merge(version_id=v.id, metrics=metrics)
+        runs.version_ensure_active_policy(project=ctx.project)
 
     result = {
         "promoted_policy": best.id if best else None,
@@ -471,27 +386,9 @@ def run_lock(run_id: int) -> Iterator[bool]:
                 cur.execute("SELECT pg_advisory_unlock(%s)", [key])
 
 
-def cycle_claim(run_id: int) -> bool:
-    """queued/running -> running (attempts + 1); False when the run is already finished."""
-    return bool(
-        TrainingRun.objects.filter(id=run_id, status__in=ACTIVE_RUN_STATUSES).update(
-            status=RunStatus.RUNNING,
-            attempts=F("attempts") + 1,
-            started_at=Coalesce(F("started_at"), timezone.now()),
-            error="",
-        )
-    )
-
-
 def cycle_fail(*, run_id: int, error: str) -> None:
     """Mark the run failed with ``error``; its unfinished versions fail; active models stay."""
-    with transaction.atomic():
-        TrainingRun.objects.filter(id=run_id, status__in=ACTIVE_RUN_STATUSES).update(
-            status=RunStatus.FAILED, error=error[-5000:], finished_at=timezone.now()
-        )
-        ModelVersion.objects.filter(training_run_id=run_id).filter(
-            ~Q(status=VersionStatus.READY)
-        ).update(status=VersionStatus.FAILED)
+    runs.run_fail(run_id=run_id, error=error)
 
 
 def cycle_execute(*, run_id: int) -> str:
@@ -499,7 +396,7 @@ def cycle_execute(*, run_id: int) -> str:
     with run_lock(run_id) as locked:
         if not locked:
             return "busy: another worker holds this run"
-        if not cycle_claim(run_id):
+        if not runs.run_claim(run_id=run_id):
             return "skipped: run is not queued or running"
         run = TrainingRun.objects.select_related("project").get(id=run_id)
         ctx = Context(run=run, project=run.project, root=run_dir(run), cfg=run_config(run))
@@ -514,11 +411,5 @@ def cycle_execute(*, run_id: int) -> str:
                 run_id=run_id, error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
             )
             return RunStatus.FAILED
-        TrainingRun.objects.filter(id=run_id).update(
-            status=RunStatus.SUCCEEDED,
-            progress=1.0,
-            step_progress=1.0,
-            current_step="done",
-            finished_at=timezone.now(),
-        )
+        runs.run_succeed(run_id=run_id)
         return RunStatus.SUCCEEDED

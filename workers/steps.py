@@ -2,10 +2,15 @@
 
 A step is a function ``(ctx) -> (result, commit)``: the long part (training, generation) runs
 outside any transaction so its progress is visible live; ``commit`` (or ``None``) holds the step's
-database writes and runs in one transaction together with the step's :class:`RunStep` row. So a
-step either happened completely (RunStep present: a re-run skips it and reuses ``result``) or left
-no rows behind. Files a step writes are named by run and step and written atomically, so a re-run
-overwrites or reuses them (see ``artifact_complete``).
+database writes and runs in one transaction together with the step's :class:`RunStep` row
+(``annotation.services.runs.run_step_finish``). So a step either happened completely (RunStep
+present: a re-run skips it and reuses ``result``) or left no rows behind. Files a step writes are
+named by run and step and written atomically, so a re-run overwrites or reuses them (see
+``annotation.services.runs.artifact_complete``). Every write to the run goes through
+``annotation/services/runs.py``.
+
+This module is what every step module shares (the context, the run's record files), so the step
+modules (``pipelines``, ``candidates``) import it and never each other in both directions.
 """
 
 from __future__ import annotations
@@ -16,12 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from django.db import transaction
-from django.utils import timezone
-
-from annotation.models import Project, RunStep, TrainingRun
+from annotation.models import Project, TrainingRun
 from annotation.run_options import run_option_defaults
 from annotation.run_steps import STEP_WEIGHTS  # each step's share of the progress bar
+from annotation.services.runs import run_progress_write, run_step_finish, run_step_result
 
 Commit = Callable[[], None] | None
 Step = Callable[["Context"], tuple[dict[str, Any], Commit]]
@@ -66,16 +69,15 @@ class Context:
             return
         self._last_write = now
         fraction = max(0.0, min(1.0, fraction))
-        fields: dict[str, Any] = {
-            "progress": round(self.progress_base(name) + STEP_WEIGHTS[name] * fraction, 4),
-            "current_step": name,
-            "step_progress": round(fraction, 4),
-            "curve": self.curve[-500:],
-        }
-        if new_step:
-            fields["step_started_at"] = timezone.now()
-            self._written_step = name
-        TrainingRun.objects.filter(id=self.run.id).update(**fields)
+        run_progress_write(
+            run_id=self.run.id,
+            current_step=name,
+            progress=round(self.progress_base(name) + STEP_WEIGHTS[name] * fraction, 4),
+            step_progress=round(fraction, 4),
+            curve=self.curve,
+            step_started=new_step,
+        )
+        self._written_step = name
 
     def reporter(self, name: str, low: float = 0.0, high: float = 1.0) -> Callable[[float], None]:
         """``report`` for a part of step ``name``: fraction f of the part is low + (high-low)·f."""
@@ -84,40 +86,35 @@ class Context:
 
 def run_step(ctx: Context, name: str, step: Step) -> dict[str, Any]:
     """Run ``step`` once per run: a recorded step is skipped and its result reused."""
-    done = RunStep.objects.filter(run=ctx.run, name=name).first()
+    done = run_step_result(run_id=ctx.run.id, name=name)
     if done is not None:
-        ctx.results[name] = done.result
-        return done.result
+        ctx.results[name] = done
+        return done
     ctx.report(name, 0.0)
     t0 = time.perf_counter()
     result, commit = step(ctx)
-    seconds = time.perf_counter() - t0
-    with transaction.atomic():
-        if commit is not None:
-            commit()
-        RunStep.objects.create(run=ctx.run, name=name, result=result, seconds=seconds)
-        run = TrainingRun.objects.select_for_update().get(id=ctx.run.id)
-        run.timings = {**run.timings, name: round(seconds, 3)}
-        run.metrics = {**run.metrics, name: summary(result)}
-        run.progress = round(ctx.progress_base(name) + STEP_WEIGHTS[name], 4)
-        run.step_progress = 1.0
-        run.save(update_fields=["timings", "metrics", "progress", "step_progress"])
+    run_step_finish(
+        run_id=ctx.run.id,
+        name=name,
+        result=result,
+        seconds=time.perf_counter() - t0,
+        progress=round(ctx.progress_base(name) + STEP_WEIGHTS[name], 4),
+        commit=commit,
+    )
     ctx.results[name] = result
     return result
 
 
-def summary(result: dict[str, Any]) -> dict[str, Any]:
-    """The scalar part of a step result (what the run's live metrics show)."""
-    return {k: v for k, v in result.items() if isinstance(v, int | float | str | bool | None)}
+# The run's training records, one JSONL file per kind under ``<run dir>/records/`` (written by
+# the ``records`` step, read by the trainers and by candidate selection).
+RECORD_FILES = {"preference": "pairs.jsonl", "unpaired": "unpaired.jsonl", "sft": "sft.jsonl"}
 
 
-def artifact_complete(path: Path) -> bool:
-    """An artifact dir is complete when it exists under its final name with metadata + weights.
+def load_records(ctx: Context, kind: str) -> list[Any]:
+    from training.records import load_jsonl
 
-    ``training.artifacts.save_artifact`` renames a finished temp dir into place, so a dir under
-    its final name is whole; we still check the two files a loader needs.
-    """
-    return (path / "metadata.json").is_file() and any(path.glob("*.safetensors"))
+    path = ctx.root / "records" / RECORD_FILES[kind]
+    return load_jsonl(path, kind)[0] if path.is_file() else []
 
 
 def clear_partial(path: Path) -> None:

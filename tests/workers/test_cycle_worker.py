@@ -20,7 +20,7 @@ from tests.workers.conftest import (
     wait_for,
 )
 from workers.pipelines import STEPS
-from workers.steps import artifact_complete
+from annotation.services.runs import artifact_complete
 
 SMALL = {"pairs_per_cycle": 4, "prompts_per_cycle": 3, "eval_prompts": 2, "device": "cpu"}
 

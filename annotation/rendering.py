@@ -95,8 +95,3 @@ def render_markdown(text: str) -> str:
     if len(text) > MAX_RENDER_CHARS:
         return f"<pre>{nh3.clean_text(text)}</pre>"
     return sanitize_html(_MD.render(text))
-
-
-def highlight_css() -> str:
-    """The stylesheet for highlighted code (written into static by ``bench``/dev tooling)."""
-    return _FORMATTER.get_style_defs(".highlight")

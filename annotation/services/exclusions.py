@@ -60,11 +60,3 @@ def rater_restore(*, project: Project, rater_id: int, by: User) -> RaterExclusio
         live.lifted_by = by
         live.save(update_fields=["lifted_at", "lifted_by"])
         return live
-
-
-def excluded_rater_ids(*, project_id: int) -> set[int]:
-    return set(
-        RaterExclusion.objects.filter(project_id=project_id, lifted_at__isnull=True).values_list(
-            "rater_id", flat=True
-        )
-    )

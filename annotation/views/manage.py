@@ -29,11 +29,6 @@ from annotation.views.access import AuthedRequest, manager_project
 PAIR_ROWS_SHOWN = 200
 
 
-def _col(table: dict[str, Any], name: str) -> list[Any]:
-    i = table["columns"].index(name)
-    return [row[i] for row in table["rows"]]
-
-
 def _page(request: AuthedRequest, project: Project, template: str, **context: Any) -> HttpResponse:
     data = context.pop("data", None) or dashboard_get(project.id)
     return render(

@@ -33,8 +33,9 @@ from annotation.models import (
 from annotation.run_options import RUN_OPTIONS
 from annotation.run_steps import RUN_STEPS
 from annotation.textcheck import unreadable_summary
+from training.contract.trainers import TRAINERS
 
-MODEL_TITLES = {"rm": "Reward model", "dpo": "DPO policy", "kto": "KTO policy", "sft": "SFT policy"}
+MODEL_TITLES = {t.name: t.label for t in TRAINERS}  # the registry: training/contract/trainers.py
 # (curve key, axis label, unit, y range, reference lines); the margin's unit depends on the model
 CURVE_AXES: tuple[tuple[str, str, str, tuple[float, float] | None, list[dict[str, Any]]], ...] = (
     ("loss", "training loss", "nats", None, []),

@@ -29,6 +29,7 @@ from annotation.models import ModelKind, ModelVersion, RunStatus, TrainingRun
 from annotation.services import runs
 from annotation.services.loop import last_snapshot_max
 from annotation.services.runs import artifact_complete
+from training.contract.trainers import TRAINERS
 from workers import candidates
 from workers.records import build_records, eligible_judgments, snapshot_rows
 from workers.steps import (
@@ -46,7 +47,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     TimeoutError,
 )
-POLICY_TRAINERS = ("dpo", "kto", "sft")
+POLICY_TRAINERS = tuple(t.name for t in TRAINERS if t.kind == "policy")  # the registry
 
 
 def run_dir(run: TrainingRun) -> Path:
@@ -221,8 +222,14 @@ def _tracking(ctx: Context, trainer: str) -> dict[str, Any]:
 
 
 def _policy_config(ctx: Context, trainer: str, parent: ModelVersion, out: Path) -> Any:
-    from training.config import DPOConfig, KTOConfig, SFTConfig
+    """The trainer's config class (from the registry) with the run's options; ``beta`` and the
+    reference cache where the class has those fields."""
+    import dataclasses
 
+    from training.registry import config_class
+
+    cls = config_class(trainer)
+    fields = {f.name for f in dataclasses.fields(cls)}
     common: dict[str, Any] = {
         "model": parent.artifact_path,
         "output_dir": str(out),
@@ -233,22 +240,18 @@ def _policy_config(ctx: Context, trainer: str, parent: ModelVersion, out: Path) 
     }
     if ctx.cfg["policy_learning_rate"]:
         common["learning_rate"] = float(ctx.cfg["policy_learning_rate"])
-    if trainer == "dpo":
-        return DPOConfig(
-            beta=float(ctx.cfg["beta"]), ref_cache_dir=str(ctx.root / "refcache"), **common
-        )
-    if trainer == "kto":
-        return KTOConfig(
-            beta=float(ctx.cfg["beta"]), ref_cache_dir=str(ctx.root / "refcache"), **common
-        )
-    return SFTConfig(**common)
+    if "beta" in fields:
+        common["beta"] = float(ctx.cfg["beta"])
+    if "ref_cache_dir" in fields:
+        common["ref_cache_dir"] = str(ctx.root / "refcache")
+    return cls(**common)
 
 
-TRAINER_RECORDS = {"dpo": "preference", "kto": "unpaired", "sft": "sft"}
+TRAINER_RECORDS = {t.name: t.records for t in TRAINERS if t.kind == "policy"}
 
 
 def step_policy(ctx: Context) -> tuple[dict[str, Any], Any]:
-    import importlib
+    from training.registry import resolve
 
     parent = runs.version_policy_parent(project=ctx.project)
     result: dict[str, Any] = {"parent": parent.id}
@@ -267,9 +270,8 @@ def step_policy(ctx: Context) -> tuple[dict[str, Any], Any]:
             metrics = _metadata_metrics(out)
         else:
             clear_partial(out)
-            module = importlib.import_module(f"training.trainers.{trainer}")
             progress = _progress(ctx, "policy", trainer)
-            metrics = module.run(config, records, progress=progress).metrics
+            metrics = resolve(trainer).run(config, records, progress=progress).metrics
         result[f"{trainer}/version"] = version.id
         result[f"{trainer}/records"] = len(records)
         result.update({f"{trainer}/{k}": v for k, v in _scalars(metrics).items()})

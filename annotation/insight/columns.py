@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from training.contract.trainers import POLICY_TRAINERS
+
 Column = tuple[str, str]  # (shown name, explanation)
 
 ALPHA = "\u03b1"  # Greek alpha (ruff takes the letter for a Latin "a")
@@ -182,7 +184,7 @@ COLUMNS: dict[str, dict[str, Column]] = {
     "policy_versions": {
         "version_id": ("Id", "Model version id"),
         "version": ("Version", "Model version name"),
-        "trainer": ("Trainer", "base, dpo, kto or sft"),
+        "trainer": ("Trainer", "base, or the policy trainer: " + ", ".join(POLICY_TRAINERS)),
         "parent": ("Parent", "The version it was trained from"),
         "run": ("Run", "The training run that made it"),
         "status": ("Status", "training, ready or failed"),

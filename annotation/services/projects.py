@@ -11,8 +11,9 @@ from django.utils.text import slugify
 from annotation.errors import Conflict, NotFound, ValidationFailed
 from annotation.models import Membership, Project, Role, TaskKind
 from annotation.services.assignment import assignment_release_for_rater
+from training.contract.trainers import TRAINER_NAMES as REGISTERED_TRAINERS
 
-TRAINER_NAMES = {"rm", "dpo", "kto", "sft"}
+TRAINER_NAMES = frozenset(REGISTERED_TRAINERS)  # the registry: training/contract/trainers.py
 EDITABLE_FIELDS = {
     "name",
     "guidelines",
@@ -45,7 +46,8 @@ def _check_settings(values: dict[str, Any]) -> None:
         )
     trainers = values.get("trainers")
     if trainers is not None and (
-        not isinstance(trainers, list) or not set(trainers) <= TRAINER_NAMES
+        not isinstance(trainers, list)
+        or not all(isinstance(t, str) and t in TRAINER_NAMES for t in trainers)
     ):
         raise ValidationFailed(
             f"trainers must be a subset of {sorted(TRAINER_NAMES)}.", field="trainers"

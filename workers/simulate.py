@@ -291,7 +291,7 @@ class Simulation:
 
     # ------------------------------------------------------------ cycle + measurements
     def cycle(self) -> Any:
-        from annotation.models import TrainingRun
+        from annotation.models import ACTIVE_RUN_STATUSES, RunStatus, TrainingRun
         from annotation.services.loop import retrain_claim
 
         run = retrain_claim(
@@ -306,7 +306,7 @@ class Simulation:
             deadline = time.monotonic() + self.cfg.celery_timeout
             while time.monotonic() < deadline:
                 run.refresh_from_db()
-                if run.status in ("succeeded", "failed"):
+                if run.status not in ACTIVE_RUN_STATUSES:
                     break
                 time.sleep(0.5)
         else:
@@ -314,7 +314,7 @@ class Simulation:
 
             cycle_execute(run_id=run.id)
         run = TrainingRun.objects.get(id=run.id)
-        if run.status != "succeeded":
+        if run.status != RunStatus.SUCCEEDED:
             raise RuntimeError(f"cycle {run.id} ended {run.status}: {run.error[:2000]}")
         return run
 

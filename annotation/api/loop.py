@@ -11,8 +11,9 @@ from rest_framework.views import APIView
 from annotation.api.scoping import scoped_manager_project
 from annotation.api.serializers import TrainingRunOut
 from annotation.errors import NotFound, ValidationFailed
-from annotation.models import ACTIVE_RUN_STATUSES, RunStep, TrainingRun
+from annotation.models import RunStep, TrainingRun
 from annotation.services.loop import new_judgment_count, retrain_due, retrain_now
+from annotation.services.runs import run_active
 
 
 class RetrainApi(APIView):
@@ -29,17 +30,13 @@ class RetrainApi(APIView):
     def get(self, request: Request, project_id: int) -> Response:
         project = scoped_manager_project(request, project_id)
         due, reason = retrain_due(project=project)
-        active = (
-            TrainingRun.objects.filter(project=project, status__in=ACTIVE_RUN_STATUSES)
-            .values_list("id", flat=True)
-            .first()
-        )
+        active = run_active(project=project)
         return Response(
             {
                 "due": due,
                 "reason": reason,
                 "new_judgments": new_judgment_count(project=project),
-                "active_run": active,
+                "active_run": active.id if active else None,
             }
         )
 

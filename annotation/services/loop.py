@@ -31,6 +31,7 @@ from annotation.models import (
     TrainingRun,
 )
 from annotation.run_options import run_config_problem
+from annotation.services.runs import run_active
 from training.contract.trainers import TRAINER_NAMES, in_training_order
 
 logger = logging.getLogger(__name__)
@@ -219,7 +220,7 @@ def retrain_now(
         trainers=trainers,
     )
     if run is None:
-        active = TrainingRun.objects.filter(project=project, status__in=ACTIVE_RUN_STATUSES).first()
+        active = run_active(project=project)
         raise Conflict(
             f"A cycle of this project is already {getattr(active, 'status', 'active')} "
             f"(run {getattr(active, 'id', '?')}); wait for it to finish."

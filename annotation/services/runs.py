@@ -53,6 +53,11 @@ CURVE_POINTS = 500  # points of the metrics curve kept on the run row
 # ---------------------------------------------------------------- runs
 
 
+def run_active(*, project: Project) -> TrainingRun | None:
+    """The project's queued or running run (at most one, by ``one_active_run_per_project``)."""
+    return TrainingRun.objects.filter(project=project, status__in=ACTIVE_RUN_STATUSES).first()
+
+
 def run_claim(*, run_id: int) -> bool:
     """queued/running -> running (attempts + 1, started_at kept from the first attempt, error
     cleared); False when the run is finished (succeeded or failed), so nothing is redone.

@@ -383,3 +383,21 @@ def test_the_judge_is_the_runs_own_reward_model_else_the_active_one():
     ModelVersion.objects.filter(id=own.id).update(status="ready")
     assert runs.run_judge(run=run) == own
     assert runs.run_versions_ready(run=run, kind="reward") == [own]
+
+
+@pytest.mark.django_db
+def test_the_active_run_is_the_queued_or_running_one():
+    project = ProjectFactory()
+    make_run(project, status="succeeded")
+    assert runs.run_active(project=project) is None
+
+    queued = make_run(project)
+    assert runs.run_active(project=project) == queued
+    runs.run_claim(run_id=queued.id)
+    assert runs.run_active(project=project) == queued
+    runs.run_fail(run_id=queued.id, error="boom")
+    assert runs.run_active(project=project) is None
+    # the database admits one active run per project
+    make_run(project)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        make_run(project, status="running")

@@ -239,33 +239,26 @@ def _claim_in_one_statement(
 ) -> Claim | None:
     """The same claim as ``_claim_with_orm`` in one PostgreSQL statement per pick."""
     now = timezone.now()
-    expires = now + timedelta(seconds=project.lease_seconds)
+    assignment = Assignment(
+        rater=rater,
+        project=project,
+        status=AssignmentStatus.ACTIVE,
+        claimed_at=now,
+        expires_at=now + timedelta(seconds=project.lease_seconds),
+    )
     row = None
     for gold in (True, False) if want_gold else (False,):
-        row = pg_statements.claim(
-            project_id=project.id,
-            rater_id=rater.id,
-            gold=gold,
-            max_held=max_held,
-            now=now,
-            expires=expires,
-        )
+        row = pg_statements.claim(assignment=assignment, gold=gold, max_held=max_held)
         if row is not None:
             break
     if row is None:
         return None
     prompt = Prompt(id=row.prompt_id, messages=row.messages)
-    task = Task(id=row.task_id, kind=row.kind, prompt=prompt, project=project)
-    assignment = Assignment(
-        id=row.assignment_id,
-        task=task,
-        rater=rater,
-        project=project,
-        status=AssignmentStatus.ACTIVE,
-        display_order=row.display_order,
-        claimed_at=now,
-        expires_at=expires,
-    )
+    assignment.id = row.assignment_id
+    assignment.task = Task(id=row.task_id, kind=row.kind, prompt=prompt, project=project)
+    assignment.display_order = row.display_order
+    assignment._state.adding = False
+    assignment._state.db = "default"
     return Claim(assignment=assignment, resumed=False, response_texts=row.response_texts)
 
 

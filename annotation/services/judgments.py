@@ -201,34 +201,7 @@ def _submit_in_one_statement(
         # A replay with a different body is a conflict before it is a bad payload.
         _replay(rater=rater, key=key, fingerprint=fingerprint)
         raise
-    fields = _judgment_fields(clean)
-    now = timezone.now()
-    try:
-        judgment_id = pg_statements.submit_live(
-            assignment_id=assignment_id,
-            rater_id=rater.id,
-            values={
-                "project": context.project_id,
-                "kind": fields["kind"],
-                "choice": fields["choice"],
-                "strength": fields["strength"],
-                "preferred": fields["preferred_response_id"],
-                "payload": fields["payload"],
-                "flags": fields["flags"],
-                "rationale": fields["rationale"],
-                "time_spent_ms": fields["time_spent_ms"],
-                "display_order": context.display_order,
-                "key": key,
-                "hash": fingerprint,
-                "now": now,
-            },
-        )
-    except IntegrityError:
-        return None  # a reused key (replay or 409) or our own other tab: the ORM path decides
-    if judgment_id is None:
-        return None
     judgment = Judgment(
-        id=judgment_id,
         task_id=context.task_id,
         project_id=context.project_id,
         rater=rater,
@@ -236,9 +209,17 @@ def _submit_in_one_statement(
         display_order=context.display_order,
         idempotency_key=key,
         request_hash=fingerprint,
-        created_at=now,
-        **fields,
+        **_judgment_fields(clean),
     )
+    try:
+        judgment_id = pg_statements.submit_live(judgment=judgment)
+    except IntegrityError:
+        return None  # a reused key (replay or 409) or our own other tab: the ORM path decides
+    if judgment_id is None:
+        return None
+    judgment.id = judgment_id
+    judgment._state.adding = False
+    judgment._state.db = "default"
     return SubmitResult(judgment=judgment, created=True)
 
 

@@ -10,18 +10,61 @@ The semantics are those of the ORM paths in ``assignment.py`` and ``judgments.py
 those; the tests run both): same lock (``FOR UPDATE OF t SKIP LOCKED`` on the claim index), same
 counters, same constraints as the last line of defence. Anything unusual (no row: a held lease,
 a replayed or raced submit, an expired lease, a demonstration) goes back to the ORM path.
+
+The rows these statements insert are model instances the caller builds as for the ORM: the
+column list is every concrete field of the model (``_Insert``) and the values are what the ORM
+itself would send for that instance (``pre_save`` + ``get_db_prep_save``), so a field added to
+``Assignment`` or ``Judgment`` is written here with no change to this file.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Field, Model
 
+from annotation.models import Assignment, Judgment
 from annotation.precompiled import fetch_one
+
+
+class _Insert:
+    """The columns and values of an INSERT of every concrete field of ``model`` but its primary
+    key. Columns named in ``computed`` (by attname) take that SQL expression; every other one a
+    named placeholder ``%(new_<attname>)s`` that ``params`` fills from an instance."""
+
+    def __init__(self, model: type[Model], computed: Mapping[str, str]) -> None:
+        self.fields: list[Field] = [
+            f
+            for f in model._meta.concrete_fields
+            if not f.primary_key and f.attname not in computed
+        ]
+        values = {f.attname: f"%(new_{f.attname})s" for f in self.fields} | dict(computed)
+        by_attname = {f.attname: f for f in model._meta.concrete_fields}
+        self.table = model._meta.db_table
+        self.columns = ", ".join(f'"{by_attname[name].column}"' for name in values)
+        self.values = ", ".join(values.values())
+
+    def params(self, instance: Model) -> dict[str, Any]:
+        """What the ORM's INSERT would send for this instance (defaults, ``auto_now_add``)."""
+        return {
+            f"new_{f.attname}": f.get_db_prep_save(f.pre_save(instance, True), connection)
+            for f in self.fields
+        }
+
+
+NEW_ASSIGNMENT = _Insert(
+    Assignment,
+    {
+        "task_id": "b.id",
+        "display_order": "(SELECT coalesce(jsonb_agg(tr.response_id ORDER BY random()), "
+        "'[]'::jsonb) FROM annotation_taskresponse tr WHERE tr.task_id = b.id)",
+    },
+)
+NEW_JUDGMENT = _Insert(Judgment, {"task_id": "counted.id"})
 
 # A claim of the best open task this rater has not seen, unless they already hold
 # ``max_held`` live leases or a manager has excluded them (each checked once, as an InitPlan).
@@ -53,13 +96,8 @@ WITH held AS (
     FROM picked WHERE t.id = picked.id
     RETURNING t.id, t.kind, t.prompt_id
 ), created AS (
-    INSERT INTO annotation_assignment
-        (task_id, rater_id, project_id, status, display_order, claimed_at, expires_at,
-         finished_at, skip_reason)
-    SELECT b.id, %(rater)s, %(project)s, 'active',
-           (SELECT coalesce(jsonb_agg(tr.response_id ORDER BY random()), '[]'::jsonb)
-              FROM annotation_taskresponse tr WHERE tr.task_id = b.id),
-           %(now)s, %(expires)s, NULL, ''
+    INSERT INTO {NEW_ASSIGNMENT.table} ({NEW_ASSIGNMENT.columns})
+    SELECT {NEW_ASSIGNMENT.values}
     FROM bumped b
     RETURNING id, task_id, display_order
 )
@@ -74,9 +112,10 @@ JOIN annotation_prompt p ON p.id = b.prompt_id
 CLAIM_OPEN = _CLAIM.format(
     task_filter="NOT t.is_gold AND t.slots_taken < t.required_judgments",
     order="t.priority DESC, t.id",
+    NEW_ASSIGNMENT=NEW_ASSIGNMENT,
 )
 # Gold tasks are shown to every rater once; they have no overlap limit.
-CLAIM_GOLD = _CLAIM.format(task_filter="t.is_gold", order="t.id")
+CLAIM_GOLD = _CLAIM.format(task_filter="t.is_gold", order="t.id", NEW_ASSIGNMENT=NEW_ASSIGNMENT)
 
 # The rater's standing is read with the lease: a former member still holds the lease's id.
 SUBMIT_CONTEXT = """
@@ -96,7 +135,7 @@ WHERE a.id = %s AND a.rater_id = %s
 # (completing it at its last judgment, gold tasks never complete) and inserts the row. No row
 # back means the lease was not active; a reused Idempotency-Key fails the insert's unique index
 # and, the statement being atomic, changes nothing.
-SUBMIT_LIVE = """
+SUBMIT_LIVE = f"""
 WITH taken AS (
     UPDATE annotation_assignment SET status = 'submitted', finished_at = %(now)s
     WHERE id = %(assignment)s AND rater_id = %(rater)s AND status = 'active'
@@ -109,13 +148,8 @@ WITH taken AS (
     FROM taken WHERE t.id = taken.task_id
     RETURNING t.id
 )
-INSERT INTO annotation_judgment
-    (task_id, project_id, rater_id, assignment_id, source, kind, revision, is_current, choice,
-     strength, preferred_response_id, payload, flags, rationale, time_spent_ms, display_order,
-     idempotency_key, request_hash, created_at)
-SELECT counted.id, %(project)s, %(rater)s, %(assignment)s, 'human', %(kind)s, 1, true,
-       %(choice)s, %(strength)s, %(preferred)s, %(payload)s::jsonb, %(flags)s::jsonb,
-       %(rationale)s, %(time_spent_ms)s, %(display_order)s::jsonb, %(key)s, %(hash)s, %(now)s
+INSERT INTO {NEW_JUDGMENT.table} ({NEW_JUDGMENT.columns})
+SELECT {NEW_JUDGMENT.values}
 FROM counted
 RETURNING id
 """
@@ -162,24 +196,18 @@ def _run(sql: str, params: Any) -> tuple[Any, ...] | None:
     return fetch_one(sql, params)
 
 
-def claim(
-    *,
-    project_id: int,
-    rater_id: int,
-    gold: bool,
-    max_held: int,
-    now: datetime,
-    expires: datetime,
-) -> ClaimedRow | None:
-    """Claim under a lease in one statement; None when nothing is left or a lease is held."""
+def claim(*, assignment: Assignment, gold: bool, max_held: int) -> ClaimedRow | None:
+    """Claim a task for ``assignment`` (an unsaved instance with its rater, project, lease times
+    and status; the statement picks its task and display order) in one statement; None when
+    nothing is left or a lease is held."""
     row = _run(
         CLAIM_GOLD if gold else CLAIM_OPEN,
         {
-            "project": project_id,
-            "rater": rater_id,
+            "project": assignment.project_id,
+            "rater": assignment.rater_id,
             "max_held": max_held,
-            "now": now,
-            "expires": expires,
+            "now": assignment.claimed_at,
+            **NEW_ASSIGNMENT.params(assignment),
         },
     )
     if row is None:
@@ -214,19 +242,15 @@ def submit_context(*, assignment_id: int, rater_id: int) -> SubmitContext | None
     )
 
 
-def submit_live(*, assignment_id: int, rater_id: int, values: dict[str, Any]) -> int | None:
-    """Store a judgment on a live lease; its id, or None when the lease is not active.
-
-    ``values``: project, kind, choice, strength, preferred, payload, flags, rationale,
-    time_spent_ms, display_order, key, hash, now. Raises IntegrityError on a reused key.
-    """
-    params = {
-        **values,
-        "assignment": assignment_id,
-        "rater": rater_id,
-        "payload": json.dumps(values["payload"]),
-        "flags": json.dumps(values["flags"]),
-        "display_order": json.dumps(values["display_order"]),
+def submit_live(*, judgment: Judgment) -> int | None:
+    """Store ``judgment`` (an unsaved instance, as ``Judgment.objects.create`` would take it)
+    for its live lease: its id, or None when the lease is not active. Raises IntegrityError on a
+    reused key."""
+    params = NEW_JUDGMENT.params(judgment)  # sets created_at (auto_now_add)
+    params |= {
+        "assignment": judgment.assignment_id,
+        "rater": judgment.rater_id,
+        "now": judgment.created_at,  # the lease's finished_at
     }
     row = _run(SUBMIT_LIVE, params)
     return None if row is None else row[0]

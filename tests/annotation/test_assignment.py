@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from annotation.errors import Conflict, NoTaskAvailable, ValidationFailed
-from annotation.models import Assignment, AssignmentStatus, Task
+from annotation.models import Assignment, AssignmentStatus, Judgment, Task
 from annotation.services.assignment import (
     assignment_claim_next,
     assignment_expire_stale,
@@ -238,3 +238,29 @@ def test_claim_and_submit_query_counts_do_not_grow_with_tasks(project, write_pat
     else:
         assert claims <= 12
         assert submits <= 12
+
+
+def _field_values(instance) -> dict:
+    return {f.attname: getattr(instance, f.attname) for f in type(instance)._meta.concrete_fields}
+
+
+def test_claimed_assignment_is_the_stored_row(project, rater):
+    """On both paths the caller's instance is what the database holds, every field."""
+    make_task(project)
+    claimed = assignment_claim_next(project=project, rater=rater).assignment
+    assert _field_values(claimed) == _field_values(Assignment.objects.get(id=claimed.id))
+    assert claimed._state.adding is False
+
+
+@pytest.mark.parametrize("model", [Assignment, Judgment])
+def test_single_statements_insert_every_column(model):
+    """The claim's and the submit's INSERT take their columns from the model: a field added to
+    the model is written by the statement too (with the ORM's value for it), never left out."""
+    from annotation.services import pg_statements
+
+    insert = {Assignment: pg_statements.NEW_ASSIGNMENT, Judgment: pg_statements.NEW_JUDGMENT}
+    statement = {Assignment: pg_statements.CLAIM_OPEN, Judgment: pg_statements.SUBMIT_LIVE}
+    columns = {f.column for f in model._meta.concrete_fields if not f.primary_key}
+    written = {c.strip().strip('"') for c in insert[model].columns.split(",")}
+    assert written == columns
+    assert f"INSERT INTO {model._meta.db_table} ({insert[model].columns})" in statement[model]

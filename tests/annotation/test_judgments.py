@@ -171,3 +171,25 @@ def test_ranking_and_rating_round_trip(project, rater):
     ratings = [{"response": rid, "thumb": "up", "likert": 5} for rid in b.display_order]
     j = judgment_submit(assignment_id=b.id, rater=rater, body={"ratings": ratings}).judgment
     assert [r["thumb"] for r in j.payload["ratings"]] == ["up", "up"]
+
+
+def _field_values(instance) -> dict:
+    return {f.attname: getattr(instance, f.attname) for f in type(instance)._meta.concrete_fields}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"choice": "B", "strength": 3, "flags": ["unsafe"], "rationale": "r", "time_spent_ms": 9},
+        {"choice": "tie"},
+    ],
+)
+def test_returned_judgment_is_the_stored_row(project, rater, body):
+    """On both paths the caller's instance is what the database holds, every field."""
+    make_task(project)
+    result = judgment_submit(
+        assignment_id=lease(project, rater).id, rater=rater, body=body, idempotency_key="k"
+    )
+    stored = Judgment.objects.get(id=result.judgment.id)
+    assert _field_values(result.judgment) == _field_values(stored)
+    assert result.judgment._state.adding is False

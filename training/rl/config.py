@@ -103,7 +103,6 @@ class PPOConfig(RolloutConfig):
     cliprange: float = opt(0.2, "Policy ratio clip epsilon.")
     cliprange_value: float = opt(0.2, "Value clip epsilon (around the rollout-time value).")
     vf_coef: float = opt(0.1, "Weight of the value loss.")
-    value_learning_rate: float = opt(0.0, "Learning rate of the value head; 0 = learning_rate.")
     whiten_advantages: bool = opt(True, "Whiten advantages over the rollout (global statistics).")
     normalize_rewards: bool = opt(
         False, "Whiten the per-token rewards (keeping their mean) before GAE."
@@ -119,7 +118,6 @@ class PPOConfig(RolloutConfig):
         _check(self.cliprange > 0, "cliprange", "must be > 0")
         _check(self.cliprange_value > 0, "cliprange_value", "must be > 0")
         _check(self.vf_coef >= 0, "vf_coef", "must be >= 0")
-        _check(self.value_learning_rate >= 0, "value_learning_rate", "must be >= 0")
         _check(self.target_kl > 0, "target_kl", "must be > 0")
         _check(self.kl_horizon >= 1, "kl_horizon", "must be >= 1")
 

@@ -6,12 +6,15 @@ log-probs, values, scores), let the method compute advantages, then ``ppo_epochs
 (:mod:`training.rl.monitors`), adapt beta, evaluate, checkpoint. A method supplies only
 ``advantages`` and a minibatch ``loss`` (:class:`Method`); everything else is here.
 
-Rules it keeps, the same as ``fit``'s: AdamW with warm-up + cosine over all updates, gradient
-accumulation with exact weights (each forward's loss is divided by the minibatch's *global* unit
-count: tokens or sequences), clipping, bf16 autocast on CUDA, DDP under ``torchrun`` (gloo on
-CPU), a progress callback on rank 0 after every step, a tqdm bar, TensorBoard/MLflow through
-``report_to``, resumable checkpoints (weights with the value head, optimizer, scheduler, RNG,
-history, beta) and the artifact written atomically by rank 0.
+The step-driven machinery is :class:`training.session.TrainingSession`, the same one ``fit``
+runs on: AdamW with warm-up + cosine over all ``max_steps * ppo_epochs * num_minibatches``
+updates, clipping, DDP under ``torchrun`` (gloo on CPU), evaluation on held-out prompts (before
+the first step, every ``eval_every`` steps, after the last), the history, a progress callback on
+rank 0 after every step, a tqdm bar, TensorBoard/MLflow through ``report_to``, and resumable
+checkpoints (weights with the value head, optimizer, scheduler, RNG, history; beta in
+``session.extra``). Here: gradient accumulation with exact weights (each forward's loss is
+divided by the minibatch's *global* unit count: tokens or sequences), bf16 autocast on CUDA,
+and the artifact (the policy, LoRA merged) written atomically by rank 0.
 
 Determinism: the prompts of a step, the sampling seeds and the minibatch order are functions of
 (seed, step), and dropout is off, so a run resumed from a checkpoint continues with the identical
@@ -23,14 +26,12 @@ process shuffles its own share, as TRL does).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -38,18 +39,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from training.config import ConfigError
-from training.loop import (
-    Progress,
-    ProgressCallback,
-    RunResult,
-    barrier,
-    checkpoint_root,
-    cosine_schedule,
-    init_distributed,
-    load_checkpoint,
-    save_checkpoint,
-    seed_everything,
-)
+from training.distributed import init_distributed
 from training.modeling import (
     autocast,
     load_causal_lm,
@@ -64,7 +54,7 @@ from training.rl.monitors import alarm_events, alarms, rollout_metrics, rollout_
 from training.rl.policy import ActorCritic, disable_dropout
 from training.rl.rewards import Scorer, move, resolve
 from training.rl.rollout import Rollout, collect, rollout_seed
-from training.tracking import open_tracker
+from training.session import ProgressCallback, RunResult, TrainingSession, seed_everything
 from training.trainers.common import metadata, save_final
 
 Ratio = tuple[float, float]  # (numerator, denominator) of a metric, summed then divided
@@ -153,14 +143,6 @@ def split_prompts(config: RolloutConfig, prompts: Any, eval_prompts: Any) -> tup
     return train, evals[: config.eval_max_prompts or None]
 
 
-def _resume_path(config: RolloutConfig) -> Path | None:
-    if not config.resume_from or config.resume_from != "latest":
-        return Path(config.resume_from) if config.resume_from else None
-    root = checkpoint_root(config)
-    steps = sorted(root.glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
-    return steps[-1] if steps else None
-
-
 def run_online(
     config: RolloutConfig,
     method: Method,
@@ -199,36 +181,6 @@ def run_online(
     chunk = config.generation_batch_size or rb
     global_prompts = rb * world
     total = config.max_steps or config.num_epochs * math.ceil(len(train) / global_prompts)
-    per_step = config.ppo_epochs * config.num_minibatches
-    value_lr = getattr(config, "value_learning_rate", 0.0) or config.learning_rate
-    groups = [{"params": [p for p in model.policy.parameters() if p.requires_grad]}]
-    if model.value_head is not None:
-        groups.append({"params": list(model.value_head.parameters()), "lr": value_lr})
-    params = [p for g in groups for p in g["params"]]
-    optimizer = torch.optim.AdamW(
-        groups,
-        lr=config.learning_rate,
-        betas=(config.adam_beta1, config.adam_beta2),
-        eps=config.adam_epsilon,
-        weight_decay=config.weight_decay,
-    )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        cosine_schedule(config.warmup_steps, total * per_step, config.min_lr_ratio),
-    )
-    history: list[dict[str, Any]] = []
-    eval_metrics: dict[str, float] = {}
-    start, tokens, beta = 0, 0, config.beta
-    resume = _resume_path(config)
-    if resume is not None:
-        state = load_checkpoint(resume, model, optimizer, scheduler)
-        start, history, tokens = state["step"], state["history"], state["tokens"]
-        beta, eval_metrics = state["beta"], state.get("eval_metrics", {})
-    trained: Any = model
-    if world > 1:
-        trained = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
 
     @functools.lru_cache(maxsize=2)
     def orders(epoch: int) -> list[int]:
@@ -265,23 +217,27 @@ def run_online(
             move(gold_scorer, offload)
         return r
 
-    def evaluate() -> dict[str, float]:
-        # The same seeds at every evaluation, so evaluations compare alike.
-        r = rollout(list(evals), lambda c: rollout_seed(config.seed, 10**6, c), config.eval_samples)
-        return eval_metrics_of(r, beta)  # every process evaluates the whole held-out set
+    def evaluate(_: Any) -> dict[str, float]:
+        # The same seeds at every evaluation, so evaluations compare alike; every process
+        # evaluates the whole held-out set.
+        seed_of = lambda c: rollout_seed(config.seed, 10**6, c)  # noqa: E731
+        r = rollout(list(evals), seed_of, config.eval_samples)
+        beta = session.extra.get("beta", config.beta)
+        return {k.removeprefix("eval/"): v for k, v in eval_metrics_of(r, beta).items()}
 
-    with open_tracker(config, main_process=rank == 0) as tracker:
-        bar = None
-        if config.progress_bar and rank == 0:
-            from tqdm import tqdm
-
-            bar = tqdm(total=total, initial=start, desc=method.name, unit="step")
-        if evals and start == 0:
-            eval_metrics = evaluate()
-            history.append({"step": 0, **eval_metrics})
-            tracker.log(0, eval_metrics)
-        t1 = time.perf_counter()
-        for step in range(start, total):
+    session = TrainingSession(
+        config=config,
+        model=model,
+        total_steps=total,
+        evaluate=evaluate if evals else None,
+        progress=progress,
+        phase=method.name,
+        updates_per_step=config.ppo_epochs * config.num_minibatches,
+    )
+    session.extra.setdefault("beta", config.beta)
+    with session:
+        for step in session.steps():
+            beta = session.extra["beta"]
             first = step * global_prompts + rank * rb
             positions = range(first, first + rb)
             batch_prompts = [train[orders(p // len(train))[p % len(train)]] for p in positions]
@@ -292,106 +248,68 @@ def run_online(
                 k,
             )
             extra = method.advantages(r, config, beta, all_sum)
-            sums: dict[str, Any] = {}
-            grad_norm = 0.0
-            n_mb = len(r) // config.num_minibatches
-            model.train()
-            for epoch in range(config.ppo_epochs):
-                gen = torch.Generator().manual_seed(rollout_seed(config.seed, step, 99_991 + epoch))
-                perm = torch.randperm(len(r), generator=gen).to(device)
-                for j in range(config.num_minibatches):
-                    rows = perm[j * n_mb : (j + 1) * n_mb]
-                    local = torch.tensor(method.units(r, rows, config), dtype=torch.float64)
-                    units = float(all_sum(local))
-                    micro = rows.split(config.batch_size)
-                    for n, part in enumerate(micro):
-                        sync = world == 1 or n == len(micro) - 1
-                        ctx = contextlib.nullcontext() if sync else trained.no_sync()
-                        with ctx:
-                            with autocast(device, config.bf16):
-                                logits, values = trained(
-                                    r.input_ids[part],
-                                    r.attention_mask[part],
-                                    r.prompt_width,
-                                    config.temperature,
-                                )
-                                loss_sum, metrics = method.loss(
-                                    r, part, logits, values, config, beta
-                                )
-                            (loss_sum * (world / units)).backward()
-                        for key, (num, den) in {
-                            "loss": (float(loss_sum.detach()), method.units(r, part, config)),
-                            **metrics,
-                        }.items():
-                            old = sums.get(key, (0.0, 0.0))
-                            sums[key] = (old[0] + num, old[1] + den)
-                    if config.max_grad_norm > 0:
-                        grad_norm = float(
-                            torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-                        )
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-            model.eval()
+            sums, grad_norm = _update(session, method, r, config, beta)
             reduced = _reduce({**sums, **{f"r:{k}": v for k, v in rollout_sums(r).items()}})
             rsums = {k[2:]: v for k, v in reduced.items() if k.startswith("r:")}
-            tokens += int(rsums["tokens"])
-            done = step + 1
-            record: dict[str, Any] = {"step": done}
-            record.update({k: v[0] / max(v[1], 1e-12) for k, v in reduced.items() if ":" not in k})
+            record = {k: v[0] / max(v[1], 1e-12) for k, v in reduced.items() if ":" not in k}
             record.update(rollout_metrics(rsums, beta))
             record.update(extra)
-            record.update({"grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0]})
-            record.update(alarms(history, record, config))
+            record.update(alarms(session.history, record, config))
             if method.adaptive_beta is not None:
-                beta = method.adaptive_beta(beta, record["objective/kl"], config, len(r) * world)
-            logged = done % config.log_every == 0 or done == total
-            evaluated = bool(evals) and (
-                done == total or bool(config.eval_every and done % config.eval_every == 0)
+                kl = record["objective/kl"]
+                session.extra["beta"] = method.adaptive_beta(beta, kl, config, len(r) * world)
+            # Already summed over processes: every process passes the same values ("mean").
+            session.end_step(
+                {**record, "tokens": float(r.response_mask.sum())}, grad_norm=grad_norm
             )
-            if evaluated:
-                eval_metrics = evaluate()
-                record.update(eval_metrics)
-            if logged or evaluated:
-                history.append(record)
-                tracker.log(done, record)
-            if progress is not None and rank == 0:
-                elapsed = time.perf_counter() - t1
-                eta = elapsed / (done - start) * (total - done)
-                progress(Progress(done, total, record["loss"], dict(record), eta))
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(reward=f"{record['objective/scores']:.3f}")
-            if config.save_every and done % config.save_every == 0 and done < total:
-                if rank == 0:
-                    state = {
-                        "step": done,
-                        "history": history,
-                        "tokens": tokens,
-                        "beta": beta,
-                        "eval_metrics": eval_metrics,
-                    }
-                    save_checkpoint(
-                        checkpoint_root(config) / f"step-{done}",
-                        model,
-                        optimizer,
-                        scheduler,
-                        state,
-                    )
-                barrier()
-        if bar is not None:
-            bar.close()
-    final = {k: v for k, v in history[-1].items() if k != "step"} if history else {}
+    fitted = session.fitted()
+    last = fitted.history[-1] if fitted.history else {}
     result = RLResult(
         None,
-        {**final, **eval_metrics},
-        history,
+        {**{k: v for k, v in last.items() if k != "step"}, **fitted.eval_metrics},
+        fitted.history,
         counts,
-        total,
-        tokens,
+        fitted.steps,
+        fitted.tokens,
         time.perf_counter() - t0,
-        alarms=alarm_events(history),
+        alarms=alarm_events(fitted.history),
     )
     meta = metadata(config, method.name, counts, result.metrics, [list(map(str, train))])
     result.artifact_path = save_final(model.policy, tokenizer, config, meta)
     return result
+
+
+def _update(
+    session: TrainingSession, method: Method, r: Rollout, config: RolloutConfig, beta: float
+) -> tuple[dict[str, Ratio], float]:
+    """``ppo_epochs`` passes of ``num_minibatches`` optimizer updates over the rollout; each
+    forward's loss is divided by the minibatch's global unit count (exact accumulation)."""
+    sums: dict[str, Ratio] = {}
+    grad_norm = 0.0
+    n_mb = len(r) // config.num_minibatches
+    for epoch in range(config.ppo_epochs):
+        gen = torch.Generator().manual_seed(rollout_seed(config.seed, session.step, 99_991 + epoch))
+        perm = torch.randperm(len(r), generator=gen).to(r.input_ids.device)
+        for j in range(config.num_minibatches):
+            rows = perm[j * n_mb : (j + 1) * n_mb]
+            local = torch.tensor(method.units(r, rows, config), dtype=torch.float64)
+            units = float(all_sum(local))
+            micro = rows.split(config.batch_size)
+            for n, part in enumerate(micro):
+                with session.no_sync(n == len(micro) - 1):
+                    with autocast(session.device, config.bf16):
+                        logits, values = session.model(
+                            r.input_ids[part], r.attention_mask[part], r.prompt_width,
+                            config.temperature,
+                        )  # fmt: skip
+                        loss_sum, metrics = method.loss(r, part, logits, values, config, beta)
+                    (loss_sum * (session.world / units)).backward()
+                loss_units = method.units(r, part, config)
+                for key, (num, den) in {
+                    "loss": (float(loss_sum.detach()), loss_units),
+                    **metrics,
+                }.items():
+                    old = sums.get(key, (0.0, 0.0))
+                    sums[key] = (old[0] + num, old[1] + den)
+            grad_norm = session.optimizer_step()
+    return sums, grad_norm

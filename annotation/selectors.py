@@ -7,7 +7,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet
 
 from annotation.errors import NotFound, PermissionDenied, RaterExcluded
-from annotation.models import Membership, Project, RaterExclusion, Role
+from annotation.models import Judgment, Membership, Project, RaterExclusion, Role
 from annotation.precompiled import membership_project
 
 MANAGER_ROLES = (Role.MANAGER, Role.ADMIN)
@@ -78,6 +78,35 @@ def is_excluded(*, project_id: int, rater_id: int) -> bool:
     return RaterExclusion.objects.filter(
         project_id=project_id, rater_id=rater_id, lifted_at__isnull=True
     ).exists()
+
+
+def eligible_judgments(
+    *,
+    project_id: int,
+    max_id: int | None = None,
+    include_excluded: bool = False,
+    gold: str = "exclude",
+) -> QuerySet[Judgment]:
+    """The judgments that count as training data: current (not revised), not on gold tasks (they
+    are quality checks), not by raters with a live exclusion. The retrain cycle's snapshot, the
+    retrain policy's count of new judgments and the exports all read this queryset.
+
+    ``max_id``: only judgments up to that id. The exports' options: ``include_excluded`` keeps
+    excluded raters' judgments, ``gold`` is ``"exclude"``, ``"include"`` or ``"only"``.
+    """
+    rows = Judgment.objects.filter(project_id=project_id, is_current=True)
+    if gold == "exclude":
+        rows = rows.filter(task__is_gold=False)
+    elif gold == "only":
+        rows = rows.filter(task__is_gold=True)
+    elif gold != "include":
+        raise ValueError(f"gold must be 'exclude', 'include' or 'only', got {gold!r}")
+    if not include_excluded:
+        live = RaterExclusion.objects.filter(project_id=project_id, lifted_at__isnull=True)
+        rows = rows.exclude(rater_id__in=live.values("rater_id"))
+    if max_id is not None:
+        rows = rows.filter(id__lte=max_id)
+    return rows
 
 
 EXCLUDED_MESSAGE = (

@@ -26,29 +26,67 @@ FORBIDDEN = {
     },
     "training": {"django", "rest_framework", "annotation", "workers", "celery"},
 }
+# The one way through: the data contract (training/contract/, standard library only) is what the
+# exports share with the loop and the trainers.
+ALLOWED = {"annotation": ("training.contract",)}
+CONTRACT = ROOT / "training" / "contract"
 
 
-def imported_modules(path: Path) -> set[str]:
-    """Top-level names of everything ``path`` imports, anywhere (``ast.walk`` enters function
+def dotted_imports(path: Path) -> set[str]:
+    """Dotted names of the absolute imports in ``path``, anywhere (``ast.walk`` enters function
     bodies, so a lazy import inside a function counts)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
+            names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
+            names.add(node.module)
     return names
+
+
+def imported_modules(path: Path, allowed: tuple[str, ...] = ()) -> set[str]:
+    """Top-level names of everything ``path`` imports, leaving out ``allowed`` modules (and
+    their submodules)."""
+    return {
+        name.split(".")[0]
+        for name in dotted_imports(path)
+        if not any(name == a or name.startswith(a + ".") for a in allowed)
+    }
 
 
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
 def test_no_forbidden_imports_anywhere_in_the_package(package):
+    allowed = ALLOWED.get(package, ())
     offenders = [
-        f"{path.relative_to(ROOT)} imports {sorted(imported_modules(path) & FORBIDDEN[package])}"
+        f"{path.relative_to(ROOT)} imports {sorted(found)}"
         for path in sorted((ROOT / package).rglob("*.py"))
-        if imported_modules(path) & FORBIDDEN[package]
+        if (found := imported_modules(path, allowed) & FORBIDDEN[package])
     ]
     assert not offenders
+
+
+def test_the_data_contract_imports_only_the_standard_library():
+    """training/contract/ imports the standard library and itself, nothing else (no torch, no
+    Django, no numpy), and ``import training.contract`` loads none of them at runtime."""
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted(CONTRACT.rglob("*.py"))
+        for name in sorted(dotted_imports(path))
+        if name.split(".")[0] not in sys.stdlib_module_names
+        and not (name == "training.contract" or name.startswith("training.contract."))
+    ]
+    assert not offenders
+    code = (
+        "import sys, training.contract; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'django', 'numpy') "
+        "or (m.startswith('training.') and not m.startswith('training.contract'))]; "
+        "print('LOADED', bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 # ---------------------------------------------------------------- import cycles

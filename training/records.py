@@ -1,6 +1,7 @@
 """Training records in memory, and JSONL loaders for the TRL dataset formats.
 
-Three record types cover every trainer:
+Three record types cover every trainer (defined in :mod:`training.contract.records`, the data
+contract shared with the exports and the loop, and importable from here):
 
 - :class:`PreferencePair` (reward model, DPO): a prompt, a chosen and a rejected response, and an
   optional ``margin`` (how strongly the rater preferred ``chosen``; 0 when unknown).
@@ -8,8 +9,8 @@ Three record types cover every trainer:
 - :class:`SFTExample` (SFT): a prompt and the completion to imitate.
 
 A *prompt* is either a list of chat messages (``[{"role": "user", "content": "..."}]``), rendered
-later by the tokenizer's chat template (or the plain format in :mod:`training.tokenize`), or a
-string that is already formatted and is used verbatim.
+later by the tokenizer's chat template (or the plain format in :mod:`training.contract.render`),
+or a string that is already formatted and is used verbatim.
 
 JSONL formats accepted (the TRL "standard" and "conversational" formats):
 
@@ -39,97 +40,46 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any
 
-Message: TypeAlias = Mapping[str, str]
-Prompt: TypeAlias = str | tuple[Message, ...]
+from training.contract.records import (
+    DataError,
+    Message,
+    PreferencePair,
+    Prompt,
+    SFTExample,
+    UnpairedExample,
+    as_prompt,
+    is_message,
+)
+from training.contract.render import HH_ASSISTANT
 
-HH_ASSISTANT = "\n\nAssistant:"
-
-
-class DataError(ValueError):
-    """A data file or record is malformed; the message names the file and line."""
-
-
-def _as_prompt(value: Any, where: str) -> Prompt:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list | tuple) and all(_is_message(m) for m in value):
-        return tuple({"role": m["role"], "content": m["content"]} for m in value)
-    raise DataError(f"{where}: 'prompt' must be a string or a list of {{role, content}} messages")
-
-
-def _is_message(m: Any) -> bool:
-    return (
-        isinstance(m, Mapping)
-        and isinstance(m.get("role"), str)
-        and isinstance(m.get("content"), str)
-    )
+__all__ = [
+    "DataError",
+    "LoadReport",
+    "Message",
+    "PreferencePair",
+    "Prompt",
+    "SFTExample",
+    "UnpairedExample",
+    "completion_problem",
+    "filter_records",
+    "load_jsonl",
+    "pair_problem",
+    "split_implicit_prompt",
+]
 
 
 def _as_text(value: Any, name: str, where: str) -> str:
     """A response given as a string or as a list of messages (their contents are joined)."""
     if isinstance(value, str):
         return value
-    if isinstance(value, list) and value and all(_is_message(m) for m in value):
+    if isinstance(value, list) and value and all(is_message(m) for m in value):
         return "".join(m["content"] for m in value)
     raise DataError(f"{where}: '{name}' must be a string or a non-empty list of messages")
-
-
-@dataclass(frozen=True)
-class PreferencePair:
-    """``chosen`` was preferred to ``rejected`` for ``prompt``; ``margin`` >= 0: strength."""
-
-    prompt: Prompt
-    chosen: str
-    rejected: str
-    margin: float = 0.0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "prompt", _as_prompt(self.prompt, "PreferencePair"))
-        if not isinstance(self.chosen, str) or not isinstance(self.rejected, str):
-            raise DataError("PreferencePair: 'chosen' and 'rejected' must be strings")
-        if not isinstance(self.margin, int | float) or self.margin < 0:
-            raise DataError(f"PreferencePair: 'margin' must be a number >= 0, got {self.margin!r}")
-
-
-@dataclass(frozen=True)
-class UnpairedExample:
-    """One completion for ``prompt`` labelled desirable (thumbs up) or not (thumbs down)."""
-
-    prompt: Prompt
-    completion: str
-    desirable: bool
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "prompt", _as_prompt(self.prompt, "UnpairedExample"))
-        if not isinstance(self.completion, str):
-            raise DataError("UnpairedExample: 'completion' must be a string")
-        if not isinstance(self.desirable, bool):
-            raise DataError(f"UnpairedExample: 'desirable' must be a bool, got {self.desirable!r}")
-
-
-@dataclass(frozen=True)
-class SFTExample:
-    """A demonstration: the model should answer ``prompt`` with ``completion``."""
-
-    prompt: Prompt
-    completion: str
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "prompt", _as_prompt(self.prompt, "SFTExample"))
-        if not isinstance(self.completion, str):
-            raise DataError("SFTExample: 'completion' must be a string")
-
-    @classmethod
-    def from_messages(cls, messages: Sequence[Message]) -> SFTExample:
-        """Split a conversation: the last (assistant) message is the completion."""
-        if not messages or messages[-1].get("role") != "assistant":
-            raise DataError("SFTExample: the last message must have role 'assistant'")
-        return cls(prompt=tuple(messages[:-1]), completion=messages[-1]["content"])
 
 
 @dataclass
@@ -160,7 +110,7 @@ def split_implicit_prompt(chosen: Any, rejected: Any, where: str) -> tuple[Promp
         shared = 0
         while shared < min(len(chosen), len(rejected)) - 1 and chosen[shared] == rejected[shared]:
             shared += 1
-        prompt = _as_prompt(chosen[:shared], where)
+        prompt = as_prompt(chosen[:shared], where)
         return (
             prompt,
             _as_text(chosen[shared:], "chosen", where),
@@ -173,7 +123,7 @@ def _pair_from_json(obj: dict[str, Any], where: str) -> PreferencePair:
     if "chosen" not in obj or "rejected" not in obj:
         raise DataError(f"{where}: missing field 'chosen' or 'rejected'")
     if "prompt" in obj:
-        prompt = _as_prompt(obj["prompt"], where)
+        prompt = as_prompt(obj["prompt"], where)
         chosen = _as_text(obj["chosen"], "chosen", where)
         rejected = _as_text(obj["rejected"], "rejected", where)
     else:
@@ -192,7 +142,7 @@ def _unpaired_from_json(obj: dict[str, Any], where: str) -> UnpairedExample:
     if label not in (True, False, 0, 1) or isinstance(label, float):
         raise DataError(f"{where}: 'label' must be true or false, got {label!r}")
     return UnpairedExample(
-        prompt=_as_prompt(obj["prompt"], where),
+        prompt=as_prompt(obj["prompt"], where),
         completion=_as_text(obj["completion"], "completion", where),
         desirable=bool(label),
     )
@@ -201,7 +151,7 @@ def _unpaired_from_json(obj: dict[str, Any], where: str) -> UnpairedExample:
 def _sft_from_json(obj: dict[str, Any], where: str) -> SFTExample:
     if "messages" in obj:
         msgs = obj["messages"]
-        if not isinstance(msgs, list) or not all(_is_message(m) for m in msgs):
+        if not isinstance(msgs, list) or not all(is_message(m) for m in msgs):
             raise DataError(f"{where}: 'messages' must be a list of {{role, content}} messages")
         try:
             return SFTExample.from_messages(msgs)
@@ -210,7 +160,7 @@ def _sft_from_json(obj: dict[str, Any], where: str) -> SFTExample:
     if "prompt" not in obj or "completion" not in obj:
         raise DataError(f"{where}: need 'messages', or 'prompt' and 'completion'")
     return SFTExample(
-        prompt=_as_prompt(obj["prompt"], where),
+        prompt=as_prompt(obj["prompt"], where),
         completion=_as_text(obj["completion"], "completion", where),
     )
 

@@ -6,9 +6,10 @@ Prompt formatting:
   ``"\\n\\nHuman: ...\\n\\nAssistant:"``);
 - a message list goes through the tokenizer's chat template (``add_generation_prompt=True``) when
   the tokenizer has one;
-- otherwise the *plain format* is used: each message as ``"\\n\\n{Role}: {content}"`` (roles
-  ``Human``, ``Assistant``, ``System``) followed by ``"\\n\\nAssistant:"``, and the response gets a
-  leading space. This is the HH-RLHF format, so exported data and public data look alike.
+- otherwise the *plain format* is used (:func:`training.contract.render.plain_format`, shared with
+  the exports): each message as ``"\\n\\n{Role}: {content}"`` (roles ``Human``, ``Assistant``,
+  ``System``) followed by ``"\\n\\nAssistant:"``, and the response gets a leading space. This is
+  the HH-RLHF format, so exported data and public data look alike.
 
 The response is followed by the EOS token when the tokenizer has one. Only response tokens carry
 a loss; prompt positions are masked (label ``-100``) in :mod:`training.batching`.
@@ -25,9 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from training.records import PreferencePair, Prompt, SFTExample, UnpairedExample
-
-PLAIN_ROLES = {"user": "Human", "assistant": "Assistant", "system": "System"}
+from training.contract.records import PreferencePair, Prompt, SFTExample, UnpairedExample
+from training.contract.render import plain_format
 
 
 @dataclass
@@ -72,16 +72,6 @@ class EncodedUnpaired:
     @property
     def length(self) -> int:
         return max(self.completion.length, self.kl.length)
-
-
-def plain_format(messages: Sequence[Any]) -> str:
-    return (
-        "".join(
-            f"\n\n{PLAIN_ROLES.get(m['role'], m['role'].capitalize())}: {m['content']}"
-            for m in messages
-        )
-        + "\n\nAssistant:"
-    )
 
 
 def render_prompt(tokenizer: Any, prompt: Prompt) -> tuple[str, bool]:

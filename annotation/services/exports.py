@@ -1,7 +1,8 @@
 """Training-data exports: JSONL or Parquet, streamed in constant memory, with a manifest.
 
 The rows come from :mod:`annotation.insight.training_rows` (formats, aggregation and filters are
-documented there and in docs/insight.md). This module only encodes them:
+documented there and in docs/insight.md; the rules are the data contract's,
+:mod:`training.contract`). This module only encodes them:
 
 - JSONL: one ``json.dumps`` line per row, flushed in ~256 KB blocks;
 - Parquet: ``pyarrow.parquet.ParquetWriter`` writing one row group per ``PARQUET_BATCH`` rows into
@@ -37,7 +38,6 @@ from annotation.insight.training_rows import (
     training_rows,
 )
 from annotation.models import Project, TaskKind
-from annotation.services.exclusions import excluded_rater_ids
 
 FILE_FORMATS = ("jsonl", "parquet")
 PARQUET_BATCH = 5000
@@ -258,8 +258,7 @@ class Export:
         return f"{self.project.slug}-{f.dataset}-{f.style}-{f.aggregation}.{self.file_format}"
 
     def chunks(self) -> Iterator[bytes]:
-        excluded = excluded_rater_ids(project_id=self.project.id)
-        rows = training_rows(self.project.id, self.filters, excluded, self.counts)
+        rows = training_rows(self.project.id, self.filters, self.counts)
         encoded = _jsonl(rows) if self.file_format == "jsonl" else _parquet(rows, self.filters)
         for chunk in encoded:
             if chunk:

@@ -15,9 +15,9 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from annotation import models
-from annotation.insight.training_rows import render_prompt
 from tests.factories import ProjectFactory, make_rater, make_task
 from tests.insight.sim import judge_pairwise, make_pairwise_tasks, make_raters
+from training.contract.render import standard_prompt
 
 pytestmark = pytest.mark.django_db
 
@@ -181,7 +181,7 @@ def test_kto_from_thumbs_and_sft_from_demonstrations(project, manager, api) -> N
     ]
     sft_std = _jsonl(_download(client, project, dataset="sft"))
     assert sft_std == [
-        {"prompt": render_prompt(demo.prompt.messages), "completion": "The ideal answer."}
+        {"prompt": standard_prompt(demo.prompt.messages), "completion": "The ideal answer."}
     ]
 
 

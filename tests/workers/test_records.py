@@ -1,4 +1,6 @@
-"""Judgments -> training records (pure conversion, and the snapshot query's exclusions)."""
+"""The retrain cycle's records: which judgments a snapshot takes, and that an export and a cycle
+built from the same judgments hold identical records (the rules themselves are tested without a
+database in tests/training/test_contract.py)."""
 
 from __future__ import annotations
 
@@ -6,73 +8,13 @@ import pytest
 from django.utils import timezone
 
 from annotation import models
+from annotation.services.exports import export_write
+from annotation.services.loop import new_judgment_count
 from tests.factories import make_rater, make_task
-from workers.records import JudgmentRow, build_records, eligible_judgments
-
-PROMPT = ({"role": "user", "content": "q"},)
-TEXTS = {1: "one", 2: "two", 3: "three", 4: "four"}
-
-
-def row(kind: str, **kw: object) -> JudgmentRow:
-    return JudgmentRow(id=1, kind=kind, prompt=PROMPT, texts=kw.pop("texts", TEXTS), **kw)
-
-
-def test_ranking_without_ties_gives_all_pairs_with_rank_gap_margins():
-    recs = build_records([row("ranking", payload={"ranking": [[3], [1], [4], [2]]})])
-
-    pairs = {(p.chosen, p.rejected): p.margin for p in recs.pairs}
-    assert len(pairs) == 6  # C(4, 2)
-    assert pairs[("three", "one")] == 0.0
-    assert pairs[("three", "two")] == 2.0
-    assert pairs[("four", "two")] == 0.0
-    assert ("one", "three") not in pairs
-
-
-def test_ranking_ties_give_no_pair_inside_a_group():
-    recs = build_records([row("ranking", payload={"ranking": [[1, 2], [3, 4]]})])
-
-    assert sorted((p.chosen, p.rejected) for p in recs.pairs) == [
-        ("one", "four"), ("one", "three"), ("two", "four"), ("two", "three"),
-    ]  # fmt: skip
-    assert recs.counts["ranking_ties"] == 2
-
-
-def test_pairwise_strength_becomes_margin_and_tie_both_bad_are_documented():
-    two = {1: "one", 2: "two"}
-    recs = build_records(
-        [
-            row("pairwise", texts=two, choice="B", strength=4, preferred=2),
-            row("pairwise", texts=two, choice="A", strength=1, preferred=1),
-            row("pairwise", texts=two, choice="tie"),
-            row("pairwise", texts=two, choice="both_bad"),
-        ]
-    )
-
-    assert [(p.chosen, p.rejected, p.margin) for p in recs.pairs] == [
-        ("two", "one", 3.0),
-        ("one", "two", 0.0),
-    ]
-    assert recs.counts["tie"] == 1
-    assert [(u.completion, u.desirable) for u in recs.unpaired] == [("one", False), ("two", False)]
-
-
-def test_thumbs_become_kto_and_demonstrations_sft():
-    recs = build_records(
-        [
-            row(
-                "rating",
-                texts={1: "good", 2: "bad"},
-                payload={
-                    "ratings": [{"response": 1, "thumb": "up"}, {"response": 2, "thumb": "down"}]
-                },
-            ),
-            row("demonstration", texts={}, payload={"text": "the ideal answer"}),
-        ]
-    )
-
-    assert [(u.completion, u.desirable) for u in recs.unpaired] == [("good", True), ("bad", False)]
-    assert [(s.prompt, s.completion) for s in recs.sft] == [(PROMPT, "the ideal answer")]
-    assert recs.counts["pairs"] == 0
+from tests.insight.sim import judge_pairwise, make_pairwise_tasks, make_raters
+from training.contract import PreferencePair, SFTExample, UnpairedExample, standard_prompt
+from training.records import load_jsonl
+from workers.records import build_records, eligible_judgments, snapshot_rows
 
 
 @pytest.mark.django_db
@@ -105,3 +47,79 @@ def test_snapshot_leaves_out_excluded_raters_gold_and_revised(project):
 
     assert ids == {rows[0].id, back.id}
     assert old.id not in ids
+    assert new_judgment_count(project=project) == 2  # the retrain policy counts the same rows
+
+
+def _every_kind_judged(project: models.Project) -> None:
+    """Pairwise (A/B, ties, both bad) by three raters, one of them excluded later; a ranking
+    with a tie group; thumbs; demonstrations (one revised); a gold task."""
+    raters = make_raters(project, 3)
+    tasks = make_pairwise_tasks(project, 12)
+    judge_pairwise(project, tasks, raters, seed=11, first_wins_prob=0.7, tie_prob=0.15)
+    models.Judgment.objects.filter(task=tasks[0][0], rater=raters[0]).update(
+        choice="both_bad", strength=None, preferred_response=None
+    )
+    gold = make_pairwise_tasks(project, 2, is_gold=True, start=90)
+    judge_pairwise(project, gold, raters[:1], seed=12, first_wins_prob=1.0)
+    models.RaterExclusion.objects.create(project=project, rater=raters[2])
+    rater = raters[0]
+    for groups in ([[0], [1], [2], [3]], [[2], [0, 1], [3]]):
+        task = make_task(project, kind="ranking", n_responses=4)
+        ids = list(task.task_responses.order_by("position").values_list("response_id", flat=True))
+        models.Judgment.objects.create(
+            task=task, project=project, rater=rater, kind="ranking",
+            payload={"ranking": [[ids[p] for p in g] for g in groups]}, display_order=ids,
+        )  # fmt: skip
+    task = make_task(project, kind="rating", n_responses=2)
+    a, b = task.task_responses.order_by("position").values_list("response_id", flat=True)
+    thumbs = [{"response": a, "thumb": "up"}, {"response": b, "thumb": "down"}]
+    models.Judgment.objects.create(
+        task=task, project=project, rater=rater, kind="rating", payload={"ratings": thumbs}
+    )
+    demo = make_task(project, kind="demonstration", n_responses=1)
+    for rev, text in ((1, "A first try."), (2, "The ideal answer.")):
+        models.Judgment.objects.create(
+            task=demo, project=project, rater=rater, kind="demonstration", revision=rev,
+            is_current=rev == 2, payload={"text": text},
+        )  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_an_export_and_a_cycle_from_the_same_judgments_hold_identical_records(
+    project, on_postgres, tmp_path
+):
+    if not on_postgres:
+        pytest.skip("checked on PostgreSQL, the production database")
+    _every_kind_judged(project)
+    snapshot = list(
+        eligible_judgments(project_id=project.id).order_by("id").values_list("id", flat=True)
+    )
+    cycle = build_records(snapshot_rows(snapshot))
+    demo = models.Task.objects.get(kind="demonstration")
+    assert cycle.sft == [SFTExample(tuple(demo.prompt.messages), "The ideal answer.")]
+    assert len(cycle.pairs) > 20
+    assert len(cycle.unpaired) == 4  # both bad (2) and the thumbs (2)
+    assert cycle.counts["tie"] > 0
+
+    def exported(dataset: str, kind: str, style: str) -> list:
+        path = tmp_path / f"{dataset}-{style}.jsonl"
+        manifest = export_write(
+            project=project, params={"dataset": dataset, "style": style}, path=path
+        )
+        assert manifest["complete"]
+        records, report = load_jsonl(path, kind)
+        assert report.kept == manifest["counts"]["rows"]
+        return records
+
+    assert exported("preference", "preference", "conversational") == cycle.pairs
+    assert exported("unpaired", "unpaired", "conversational") == cycle.unpaired
+    assert exported("sft", "sft", "conversational") == cycle.sft
+    # The standard style writes the same records with the prompt rendered as text.
+    assert exported("preference", "preference", "standard") == [
+        PreferencePair(standard_prompt(p.prompt), p.chosen, p.rejected, p.margin)
+        for p in cycle.pairs
+    ]
+    assert exported("unpaired", "unpaired", "standard") == [
+        UnpairedExample(standard_prompt(u.prompt), u.completion, u.desirable)
+        for u in cycle.unpaired
+    ]

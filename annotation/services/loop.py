@@ -23,14 +23,13 @@ from django.utils import timezone
 from annotation.errors import Conflict, ValidationFailed
 from annotation.models import (
     ACTIVE_RUN_STATUSES,
-    Judgment,
     Project,
     Prompt,
-    RaterExclusion,
     RunStatus,
     TrainingRun,
 )
 from annotation.run_options import run_config_problem
+from annotation.selectors import eligible_judgments
 from annotation.services.runs import run_active
 from training.contract.trainers import TRAINER_NAMES, in_training_order
 
@@ -84,17 +83,8 @@ def last_snapshot_max(*, project: Project) -> int:
 
 def new_judgment_count(*, project: Project) -> int:
     """Current judgments, from raters not excluded, that arrived after the last snapshot."""
-    excluded = RaterExclusion.objects.filter(project=project, lifted_at__isnull=True)
-    return (
-        Judgment.objects.filter(
-            project=project,
-            is_current=True,
-            task__is_gold=False,
-            id__gt=last_snapshot_max(project=project),
-        )
-        .exclude(rater_id__in=excluded.values("rater_id"))
-        .count()
-    )
+    after = last_snapshot_max(project=project)
+    return eligible_judgments(project_id=project.id).filter(id__gt=after).count()
 
 
 def retrain_due(*, project: Project, now: Any = None) -> tuple[bool, str]:

@@ -17,26 +17,7 @@ from annotation.models import (
     Task,
     TrainingRun,
 )
-
-PROJECT_SETTINGS = [
-    "guidelines",
-    "task_kinds",
-    "overlap",
-    "lease_seconds",
-    "gold_rate",
-    "flag_choices",
-    "ranking_size",
-    "eval_share",
-    "base_model",
-    "samples_per_prompt",
-    "temperature",
-    "top_p",
-    "max_new_tokens",
-    "auto_retrain",
-    "min_new_judgments",
-    "min_interval_minutes",
-    "trainers",
-]
+from annotation.services.projects import PROJECT_SETTINGS, Setting
 
 
 class ProjectOut(serializers.ModelSerializer):
@@ -51,26 +32,30 @@ class ProjectOut(serializers.ModelSerializer):
         return roles.get(project.id)
 
 
+def setting_field(setting: Setting) -> serializers.Field:
+    """The input field of one project setting (optional: a missing one keeps its value)."""
+    if setting.kind is list:
+        return serializers.ListField(child=serializers.CharField(), required=False)
+    if setting.kind is str:
+        return serializers.CharField(
+            max_length=setting.max_length, required=False, allow_blank=True
+        )
+    if setting.kind is bool:
+        return serializers.BooleanField(required=False)
+    number = serializers.IntegerField if setting.kind is int else serializers.FloatField
+    return number(min_value=setting.low, max_value=setting.high, required=False)
+
+
 class ProjectIn(serializers.Serializer):
+    """A new project: its name, an optional slug, and any of the settings in
+    ``annotation.services.projects.PROJECT_SETTINGS`` (fields built from that list)."""
+
     name = serializers.CharField(max_length=200)
     slug = serializers.SlugField(max_length=100, required=False, allow_blank=True)
-    guidelines = serializers.CharField(required=False, allow_blank=True, max_length=200_000)
-    task_kinds = serializers.ListField(child=serializers.CharField(), required=False)
-    overlap = serializers.IntegerField(min_value=1, max_value=50, required=False)
-    lease_seconds = serializers.IntegerField(min_value=30, max_value=7 * 86400, required=False)
-    gold_rate = serializers.FloatField(min_value=0, max_value=1, required=False)
-    flag_choices = serializers.ListField(child=serializers.CharField(), required=False)
-    ranking_size = serializers.IntegerField(min_value=2, max_value=16, required=False)
-    eval_share = serializers.FloatField(min_value=0, max_value=0.9, required=False)
-    base_model = serializers.CharField(max_length=500, required=False, allow_blank=True)
-    samples_per_prompt = serializers.IntegerField(min_value=2, max_value=64, required=False)
-    temperature = serializers.FloatField(min_value=0, max_value=5, required=False)
-    top_p = serializers.FloatField(min_value=0.01, max_value=1, required=False)
-    max_new_tokens = serializers.IntegerField(min_value=1, max_value=32_768, required=False)
-    auto_retrain = serializers.BooleanField(required=False)
-    min_new_judgments = serializers.IntegerField(min_value=1, required=False)
-    min_interval_minutes = serializers.IntegerField(min_value=0, required=False)
-    trainers = serializers.ListField(child=serializers.CharField(), required=False)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        settings = {name: setting_field(s) for name, s in PROJECT_SETTINGS.items()}
+        return {**super().get_fields(), **settings}
 
 
 class ProjectUpdateIn(ProjectIn):

@@ -42,7 +42,7 @@ from django.db.models.functions import Cast
 from annotation.models import Judgment, Task, TaskKind, TaskResponse
 from annotation.selectors import eligible_judgments
 from training.contract import AGGREGATIONS as RULES
-from training.contract import DATASETS, Item, JudgmentRow, agreement, item_records
+from training.contract import DATASETS, Item, JudgmentRow, Message, agreement, item_records
 from training.contract.render import standard_prompt
 
 STYLES = ("standard", "conversational")
@@ -94,7 +94,7 @@ class _Writer:
     """The export's sink (:class:`training.contract.Sink`) for one task: TRL rows in one style,
     as dict literals. Records of another dataset than the export's come back as ``None``."""
 
-    def __init__(self, dataset: str, style: str, messages: list[dict[str, str]]) -> None:
+    def __init__(self, dataset: str, style: str, messages: Sequence[Message]) -> None:
         self.pairs = dataset == "preference"
         self.thumbs = dataset == "unpaired"
         self.demos = dataset == "sft"

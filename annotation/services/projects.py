@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -14,26 +15,42 @@ from annotation.services.assignment import assignment_release_for_rater
 from training.contract.trainers import TRAINER_NAMES as REGISTERED_TRAINERS
 
 TRAINER_NAMES = frozenset(REGISTERED_TRAINERS)  # the registry: training/contract/trainers.py
-EDITABLE_FIELDS = {
-    "name",
-    "guidelines",
-    "task_kinds",
-    "overlap",
-    "lease_seconds",
-    "gold_rate",
-    "flag_choices",
-    "ranking_size",
-    "eval_share",
-    "base_model",
-    "samples_per_prompt",
-    "temperature",
-    "top_p",
-    "max_new_tokens",
-    "auto_retrain",
-    "min_new_judgments",
-    "min_interval_minutes",
-    "trainers",
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One editable project setting: its type and the bounds an input must keep (checked by
+    the API's ``ProjectIn``, which is built from :data:`PROJECT_SETTINGS`)."""
+
+    kind: type  # int, float, bool, str or list (of strings; their values checked below)
+    low: float | None = None
+    high: float | None = None
+    max_length: int | None = None  # str
+
+
+# The one list of a project's editable settings (each a field of ``Project``): the API's input
+# and output serializers and the services below all read it. Adding a setting is its field on
+# ``Project`` (and migration) plus one entry here.
+PROJECT_SETTINGS: dict[str, Setting] = {
+    "guidelines": Setting(str, max_length=200_000),
+    "task_kinds": Setting(list),
+    "overlap": Setting(int, 1, 50),
+    "lease_seconds": Setting(int, 30, 7 * 86400),
+    "gold_rate": Setting(float, 0, 1),
+    "flag_choices": Setting(list),
+    "ranking_size": Setting(int, 2, 16),
+    "eval_share": Setting(float, 0, 0.9),
+    "base_model": Setting(str, max_length=500),
+    "samples_per_prompt": Setting(int, 2, 64),
+    "temperature": Setting(float, 0, 5),
+    "top_p": Setting(float, 0.01, 1),
+    "max_new_tokens": Setting(int, 1, 32_768),
+    "auto_retrain": Setting(bool),
+    "min_new_judgments": Setting(int, 1),
+    "min_interval_minutes": Setting(int, 0),
+    "trainers": Setting(list),
 }
+EDITABLE_FIELDS = frozenset({"name", *PROJECT_SETTINGS})
 
 
 def _check_settings(values: dict[str, Any]) -> None:

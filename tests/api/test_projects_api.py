@@ -7,7 +7,9 @@ import json
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from annotation.api.serializers import ProjectIn, ProjectOut, ProjectUpdateIn
 from annotation.models import Membership, Project, Prompt, Task
+from annotation.services.projects import EDITABLE_FIELDS, PROJECT_SETTINGS
 from tests.factories import UserFactory, make_rater
 
 pytestmark = pytest.mark.django_db
@@ -49,6 +51,31 @@ def test_bad_project_settings_are_400(api, body, message):
     assert response.status_code == 400
     assert message in response.json()["error"]
     assert Project.objects.count() == 0
+
+
+def test_project_settings_are_one_list():
+    """Every field of Project but its identity is a setting in PROJECT_SETTINGS, and the API's
+    input and output serializers and the service's check all come from that list."""
+    identity = {"id", "name", "slug", "created_at"}
+    assert {f.name for f in Project._meta.concrete_fields} == identity | set(PROJECT_SETTINGS)
+    assert set(ProjectIn().fields) == {"name", "slug", *PROJECT_SETTINGS}
+    assert set(ProjectUpdateIn().fields) == {"name", *PROJECT_SETTINGS}
+    assert set(ProjectOut().fields) == identity | {"role", *PROJECT_SETTINGS}
+    assert {"name", *PROJECT_SETTINGS} == EDITABLE_FIELDS
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        (name, s.high * 2 + 1 if s.high is not None else s.low - 1)
+        for name, s in PROJECT_SETTINGS.items()
+        if s.high is not None or s.low is not None
+    ],
+)
+def test_each_setting_keeps_its_bounds(api, project, manager, name, value):
+    response = api(manager).patch(f"/api/projects/{project.id}/", {name: value}, format="json")
+    assert response.status_code == 400
+    assert name in response.json()["error"]
 
 
 def test_non_staff_cannot_create_projects(api):

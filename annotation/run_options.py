@@ -18,6 +18,8 @@ from typing import Any
 
 DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]{1,2})?")
 REPORT_TO = re.compile(r"|tensorboard|mlflow|tensorboard,mlflow|mlflow,tensorboard")
+# The simulation's hidden rules (workers/simulate.py RULES; a test keeps the two in step).
+GOLD_RULES = re.compile(r"|lowercase|lipogram")
 MAX_SEED = 2**31 - 1
 
 
@@ -92,6 +94,27 @@ RUN_OPTIONS: dict[str, Option] = {
     "policy_learning_rate": _float(0.0, 0, 1, "0 = the library's default for the trainer"),
     "beta": _float(0.1, 0, 1_000, "DPO/KTO beta", low_open=True),
     "rm_pairs_prompts": _int(0, 0, 100_000, "prompts whose parent samples become RM-judged pairs"),
+    # Online RL (ppo, rloo, grpo, best_of_n): small by default, so a cycle's RL step on the tiny
+    # demo model takes seconds on a CPU; raise them on a GPU.
+    "rl_steps": _int(
+        4, 1, 100_000, "online RL: rollouts (best_of_n: one round over steps x prompts per step)"
+    ),
+    "rl_prompts_per_step": _int(4, 1, 4_096, "online RL: train prompts sampled per rollout"),
+    "rl_k": _int(0, 0, 256, "online RL: samples per prompt; 0 = the method's default"),
+    "rl_max_new_tokens": _int(
+        0, 0, 4_096, "online RL: response length limit; 0 = the project's (at most 64)"
+    ),
+    "rl_beta": _float(0.05, 0, 1_000, "online RL: KL coefficient to the parent (0 = no leash)"),
+    "rl_target_kl": _float(
+        0.0, 0, 1e6, "ppo: > 0 adapts beta towards this KL (nats per response); 0 = fixed beta"
+    ),
+    "gold_rule": Option(
+        str,
+        "",
+        help="simulations: a hidden rule logged beside the reward as the gold score",
+        pattern=GOLD_RULES,
+        spelled="'', 'lowercase' or 'lipogram'",
+    ),
     "eval_prompts": _int(16, 1, 100_000, "held-out prompts for the evaluation"),
     "seed": _int(0, 0, MAX_SEED, "seed of sampling, selection and training"),
     "device": Option(str, "auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'"),

@@ -30,7 +30,7 @@ from annotation.services import runs
 from annotation.services.loop import last_snapshot_max
 from annotation.services.runs import artifact_complete
 from training.contract.trainers import TRAINERS
-from workers import candidates
+from workers import candidates, online
 from workers.records import build_records, eligible_judgments, snapshot_rows
 from workers.steps import (
     DEFAULTS,
@@ -89,8 +89,9 @@ def _metadata_metrics(path: Path) -> dict[str, Any]:
     return json.loads((path / "metadata.json").read_text()).get("metrics", {})
 
 
-# Trainer metrics kept on the run's curve beside the loss (TRL's names; what the run page plots).
-CURVE_METRICS = ("rewards/accuracies", "rewards/margins", "kl")
+# Trainer metrics kept on the run's curve beside the loss (TRL's names; what the run page plots),
+# and the online-RL monitors (workers/online.py).
+CURVE_METRICS = ("rewards/accuracies", "rewards/margins", "kl", *online.MONITORS)
 
 
 def _progress(ctx: Context, name: str, label: str) -> Any:
@@ -244,6 +245,8 @@ def _policy_config(ctx: Context, trainer: str, parent: ModelVersion, out: Path) 
         common["beta"] = float(ctx.cfg["beta"])
     if "ref_cache_dir" in fields:
         common["ref_cache_dir"] = str(ctx.root / "refcache")
+    if trainer in online.ON_POLICY:
+        common.update(online.rl_fields(ctx.cfg, fields))
     return cls(**common)
 
 
@@ -257,6 +260,11 @@ def step_policy(ctx: Context) -> tuple[dict[str, Any], Any]:
     result: dict[str, Any] = {"parent": parent.id}
     commits = []
     for trainer in [t for t in POLICY_TRAINERS if t in ctx.run.trainers]:
+        if trainer in online.ON_POLICY:
+            entry = _step_on_policy(ctx, trainer, parent, result)
+            if entry is not None:
+                commits.append(entry)
+            continue
         records = load_records(ctx, TRAINER_RECORDS[trainer])
         if trainer == "dpo":
             records = records + candidates.rm_pairs(ctx, parent)
@@ -277,6 +285,55 @@ def step_policy(ctx: Context) -> tuple[dict[str, Any], Any]:
         result.update({f"{trainer}/{k}": v for k, v in _scalars(metrics).items()})
         commits.append((version, out, _scalars(metrics), _lineage(ctx, config)))
     return result, lambda: [_mark_ready(*c) for c in commits]
+
+
+def _step_on_policy(
+    ctx: Context, trainer: str, parent: ModelVersion, result: dict[str, Any]
+) -> tuple[ModelVersion, Path, dict[str, Any], dict[str, Any]] | None:
+    """Train ``trainer`` (ppo, rloo, grpo, best_of_n) from ``parent`` on the project's prompts
+    against the run's reward model (workers/online.py); what its version's commit needs, or
+    None when it is skipped. The result gets its scalars, alarms and over-optimisation series."""
+    from training.registry import resolve
+
+    judge = online.reward_model_for(ctx, trainer)
+    if judge is None:
+        result[f"{trainer}/skipped"] = "no reward model yet (the rm step was skipped)"
+        return None
+    train, evals = online.rl_prompts(ctx, trainer)
+    if not train:
+        result[f"{trainer}/skipped"] = "the project has no train prompts"
+        return None
+    version = _version(ctx, trainer, ModelKind.POLICY, parent)
+    out = ctx.root / trainer
+    config = online.complete_config(
+        ctx, _policy_config(ctx, trainer, parent, out), judge, eval_held_out=evals is not None
+    )
+    if artifact_complete(out):  # trained before a crash: reuse, never retrain
+        metrics = _metadata_metrics(out)
+        history = [p for p in ctx.curve if p.get("phase") == "policy" and p.get("model") == trainer]
+    else:
+        clear_partial(out)
+        progress = _progress(ctx, "policy", trainer)
+        run = resolve(trainer).module.run(
+            config, train, evals, gold=online.gold_scorer(ctx.cfg), progress=progress
+        )
+        metrics, history = run.metrics, run.history
+    scalars = online.version_metrics(_scalars(metrics))
+    alarms = online.alarm_events(history, config)
+    rl = online.lineage(trainer, config, metrics, judge)
+    result.update(
+        {
+            f"{trainer}/version": version.id,
+            f"{trainer}/reward_model": judge.id,
+            f"{trainer}/prompts": len(train),
+            f"{trainer}/beta": rl["beta"],
+            f"{trainer}/alarms_fired": len(alarms),
+            f"{trainer}/alarms": alarms,
+            f"{trainer}/overoptimization": online.overoptimization(history),
+            **{f"{trainer}/{k}": v for k, v in scalars.items()},
+        }
+    )
+    return version, out, scalars, {**_lineage(ctx, config), **rl}
 
 
 def new_policies(ctx: Context) -> list[ModelVersion]:

@@ -111,7 +111,7 @@ def gold_scorer(cfg: dict[str, Any]) -> Any:
     name = str(cfg.get("gold_rule") or "")
     if not name:
         return None
-    from workers.simulate import RULES
+    from workers.hidden_rules import RULES
 
     rule = RULES[name]
 

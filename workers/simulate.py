@@ -43,24 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-HIDDEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz ")
-
-
-def hidden_score(text: str) -> float:
-    """The raters' hidden rule: share of characters that are lowercase ASCII letters or spaces."""
-    return sum(ch in HIDDEN_CHARS for ch in text) / len(text) if text else 0.0
-
-
-def lipogram_score(text: str) -> float:
-    """The raters' hidden rule for a pretrained base: share of characters that are not "e"/"E"."""
-    return 1 - text.lower().count("e") / len(text) if text else 0.0
-
-
-RULES: dict[str, Callable[[str], float]] = {"lowercase": hidden_score, "lipogram": lipogram_score}
-RULE_DESCRIPTIONS = {
-    "lowercase": "share of lowercase letters and spaces",
-    "lipogram": 'share of characters that are not "e"',
-}
+from workers.hidden_rules import RULES
 
 
 @dataclass(frozen=True)

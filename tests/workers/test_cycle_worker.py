@@ -10,6 +10,7 @@ from django.db import connection, transaction
 
 from annotation import models
 from annotation.services.loop import enqueue_cycle, retrain_claim, retrain_tick
+from annotation.services.runs import artifact_complete
 from tests.factories import make_rater
 from tests.workers.conftest import (
     GPU_PREFORK,
@@ -20,7 +21,6 @@ from tests.workers.conftest import (
     wait_for,
 )
 from workers.pipelines import STEPS
-from annotation.services.runs import artifact_complete
 
 SMALL = {"pairs_per_cycle": 4, "prompts_per_cycle": 3, "eval_prompts": 2, "device": "cpu"}
 

@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from annotation.models import Assignment, AssignmentStatus, Task
 from annotation.services.assignment import assignment_claim_next
-from tests.factories import ProjectFactory, make_rater, make_task
 from config.celery import TASK_ROUTES
+from tests.factories import ProjectFactory, make_rater, make_task
 from workers.tasks import expire_stale_leases
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,8 @@ import math
 import pytest
 
 from annotation import models
-from workers.simulate import SimConfig, Simulation, hidden_score, lipogram_score
+from workers.hidden_rules import hidden_score, lipogram_score
+from workers.simulate import SimConfig, Simulation
 
 
 def test_hidden_score_rule():

@@ -11,7 +11,8 @@ from django.core.management import CommandError, call_command
 
 from annotation import models
 from training.tiny import write_tiny_causal_lm
-from workers.simulate import RULE_DESCRIPTIONS, RULES, SimConfig, Simulation
+from workers.hidden_rules import RULE_DESCRIPTIONS, RULES
+from workers.simulate import SimConfig, Simulation
 
 
 def test_every_rule_is_described():

@@ -44,7 +44,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **opts: Any) -> None:
         from pathlib import Path
 
-        from workers.simulate import RULE_DESCRIPTIONS, RULES, SimConfig, Simulation
+        from workers.hidden_rules import RULE_DESCRIPTIONS, RULES
+        from workers.simulate import SimConfig, Simulation
 
         rule = opts["rule"] or ("lipogram" if opts["base_model"] else "lowercase")
         if rule not in RULES:

@@ -31,6 +31,7 @@ from annotation.models import (
     TrainingRun,
 )
 from annotation.run_options import RUN_OPTIONS
+from annotation.run_rl import rl_lineage, rl_monitors
 from annotation.run_steps import RUN_STEPS
 from annotation.textcheck import unreadable_summary
 from training.contract.trainers import TRAINERS
@@ -191,6 +192,7 @@ def _version_out(version: ModelVersion | None, names: dict[int, str]) -> dict[st
         "status": version.status,
         "is_active": version.is_active,
         "parent": names.get(version.parent_id) if version.parent_id else None,
+        "rl": rl_lineage(version, names),
     }
 
 
@@ -353,21 +355,26 @@ def run_detail(run: TrainingRun, *, now: datetime | None = None) -> dict[str, An
     done = {s.name: s for s in RunStep.objects.filter(run=run)}
     results = {name: step.result or {} for name, step in done.items()}
     versions = list(run.versions.order_by("id"))
-    related = {v.parent_id for v in versions} | {
-        results.get("policy", {}).get("parent"),
-        results.get("evaluate", {}).get("judge"),
-        results.get("generate", {}).get("version"),
-    }
+    related = (
+        {v.parent_id for v in versions}
+        | {(v.config or {}).get("reward_model_version") for v in versions}
+        | {
+            results.get("policy", {}).get("parent"),
+            results.get("evaluate", {}).get("judge"),
+            results.get("generate", {}).get("version"),
+        }
+    )
     names = {v.id: v.name for v in versions}
     names.update(
         ModelVersion.objects.filter(
-            id__in=[i for i in related if i and i not in names]
+            id__in=[i for i in related if isinstance(i, int) and i not in names]
         ).values_list("id", "name")
     )
     by_id = {v.id: v for v in versions}
     steps, step_eta, run_eta = _steps(run, done, now)
     evaluation = _evaluation(run, results.get("evaluate", {}), by_id)
     charts = curve_charts(run)
+    rl = rl_monitors(run, results.get("policy", {}), {v.trainer: v for v in versions})
     win_chart = win_rate_chart(run, evaluation)
     end = run.finished_at or (now if run.status in ACTIVE_RUN_STATUSES else None)
     return {
@@ -389,6 +396,7 @@ def run_detail(run: TrainingRun, *, now: datetime | None = None) -> dict[str, An
         "eta_seconds": run_eta,
         "steps": steps,
         "charts": charts,
+        "rl": rl,
         "evaluation": evaluation,
         "evaluation_chart": win_chart,
         "verdict": _verdict(run, results, evaluation, names),

@@ -378,3 +378,136 @@ def test_runs_list_shows_each_run_with_its_verdict(trainable, manager):
     html = client_for(manager).get(runs_url(trainable)).content.decode()
     assert f'<a href="{runs_url(trainable)}{run.id}/">Run {run.id}</a>' in html
     assert "promoted p-r1-dpo" in html
+
+
+EVIL = '<img src=x onerror="alert(1)">'
+
+
+def rl_run(project) -> models.TrainingRun:
+    """A succeeded cycle with a PPO policy whose monitors raised both alarms."""
+    base = models.ModelVersion.objects.create(
+        project=project, name="p-base", kind="policy", trainer="base", status="ready"
+    )
+    now = timezone.now()
+    curve = [
+        {
+            "phase": "policy",
+            "model": "ppo",
+            "i": i,
+            "of": 5,
+            "loss": 0.1,
+            "objective/scores": 0.1 * i,
+            "objective/gold": 0.3 - 0.05 * i,
+            "objective/kl": 6.0 * i,
+            "objective/sqrt_kl": (6.0 * i) ** 0.5,
+            "objective/entropy": 2.0,
+            "completions/mean_length": 4.0 * i,
+            "completions/clipped_ratio": 0.2 * i,
+            "policy/clipfrac": 0.1,
+            "val/error": 0.5,
+            "alarm/length": float(i >= 3),
+            "alarm/kl": float(i >= 4),
+        }
+        for i in range(1, 6)
+    ]
+    run = models.TrainingRun.objects.create(
+        project=project,
+        status="succeeded",
+        trainers=["rm", "ppo"],
+        current_step="done",
+        progress=1.0,
+        started_at=now - timedelta(seconds=30),
+        finished_at=now,
+        curve=curve,
+    )
+    rm = models.ModelVersion.objects.create(
+        project=project, name=f"rm {EVIL}", kind="reward", trainer="rm", status="ready",
+        training_run=run,
+    )  # fmt: skip
+    ppo = models.ModelVersion.objects.create(
+        project=project,
+        name=f"ppo {EVIL}",
+        kind="policy",
+        trainer="ppo",
+        status="ready",
+        training_run=run,
+        parent=base,
+        config={
+            "method": "ppo",
+            "beta": 0.0421,
+            "adaptive_kl": True,
+            "reward_model_version": rm.id,
+            "k": 1,
+            "steps": 5,
+            "train": {"kl_alarm": 20.0, "length_alarm": 1.5},
+        },
+    )
+    alarms = [
+        {"step": 3, "alarm": "length", "value": 12.0, "bound": 1.5},
+        {"step": 4, "alarm": "kl", "value": 24.0, "bound": 20.0},
+    ]
+    policy = {"parent": base.id, "ppo/version": ppo.id, "ppo/alarms": alarms}
+    models.RunStep.objects.create(run=run, name="policy", result=policy, seconds=3.0)
+    return run
+
+
+def test_run_page_shows_the_rl_monitors_alarms_and_lineage_escaped(trainable, manager):
+    run = rl_run(trainable)
+    client = client_for(manager)
+    d = client.get(f"{runs_url(trainable)}{run.id}/data/").json()
+    rl = d["rl"]
+    assert rl["trainers"] == ["ppo"]
+    charts = {c["id"]: c["spec"] for c in rl["charts"]}
+    assert set(charts) == {
+        "rl-ppo-reward",
+        "rl-ppo-kl",
+        "rl-ppo-length",
+        "rl-ppo-shares",
+        "rl-ppo-entropy",
+        "rl-ppo-value",
+        "rl-ppo-overoptimization",
+    }
+    reward = charts["rl-ppo-reward"]
+    assert reward["title"] == "PPO policy: mean reward per step"
+    assert [s["label"] for s in reward["series"]] == ["reward model", "gold score"]
+    assert [p["x"] for p in reward["series"][0]["points"]] == [1, 2, 3, 4, 5]
+    assert charts["rl-ppo-kl"]["refs"] == [{"value": 20.0, "label": "alarm bound", "axis": "y"}]
+    over = charts["rl-ppo-overoptimization"]
+    assert over["x"]["label"] == "√KL to the reference"
+    assert over["series"][1]["points"][0] == {"x": 6.0**0.5, "y": 0.25}
+    texts = [a["text"] for a in rl["alarms"]]
+    assert texts[0].startswith("PPO policy, step 3: the reward rose while the mean response")
+    assert "past 1.5 times its start (now 12.0 tokens)" in texts[0]
+    assert "reached 24.00 nats, past the alarm bound of 20 nats" in texts[1]
+    lineage = {v["trainer"]: v for v in d["lineage"]["versions"]}
+    assert lineage["ppo"]["rl"] == {
+        "method": "ppo",
+        "beta": 0.0421,
+        "adaptive_kl": True,
+        "reward_model": f"rm {EVIL}",
+        "k": 1,
+        "steps": 5,
+    }
+
+    html = client.get(f"{runs_url(trainable)}{run.id}/").content.decode()
+    assert inline_code(html) == []
+    assert 'id="run-rl"' in html
+    assert 'id="run-rl-alarms"' in html
+    assert EVIL not in html  # json_script escapes it; run.js sets it with textContent
+    assert "\\u003Cimg src=x onerror" in html
+
+
+def test_rl_alarms_are_read_from_the_curve_while_the_step_runs(trainable, manager):
+    run = rl_run(trainable)
+    models.RunStep.objects.filter(run=run, name="policy").delete()
+    models.TrainingRun.objects.filter(id=run.id).update(status="running", current_step="policy")
+    d = client_for(manager).get(f"{runs_url(trainable)}{run.id}/data/").json()
+    assert [(a["step"], a["alarm"]) for a in d["rl"]["alarms"]] == [(3, "length"), (4, "kl")]
+    assert "past the alarm bound" not in d["rl"]["alarms"][1]["text"]  # bound known once done
+
+
+def test_a_run_without_online_rl_has_no_rl_section_data(trainable, manager):
+    run = finished_run(trainable)
+    d = client_for(manager).get(f"{runs_url(trainable)}{run.id}/data/").json()
+    assert d["rl"] == {"trainers": [], "charts": [], "alarms": []}
+    assert all(v["rl"] is None for v in d["lineage"]["versions"])

@@ -146,6 +146,23 @@
     if (d.evaluation_chart) drawCharts($("run-eval-chart"), [d.evaluation_chart]);
   }
 
+  // Online RL (ppo, rloo, grpo, best_of_n): the monitors per step and the alarms, in words.
+  function renderRL(d) {
+    var rl = d.rl || { trainers: [], charts: [], alarms: [] };
+    $("run-rl").hidden = !rl.trainers.length;
+    var box = $("run-rl-alarms");
+    clear(box);
+    rl.alarms.forEach(function (a) {
+      var p = el("p", "alert rl-alarm", "Alarm: " + a.text);
+      p.dataset.alarm = a.alarm;
+      p.dataset.trainer = a.trainer;
+      box.appendChild(p);
+    });
+    $("run-rl-quiet").hidden = rl.alarms.length > 0;
+    app.dataset.rlAlarms = String(rl.alarms.length);
+    if (window.PrefloopCharts) drawCharts($("run-rl-charts"), rl.charts);
+  }
+
   function cell(row, text, header) {
     var c = el(header ? "th" : "td", null, text);
     if (header) c.scope = "row";
@@ -232,6 +249,10 @@
     l.versions.forEach(function (v) {
       var text = v.name + " · " + v.kind + " (" + v.trainer + "), " + v.status + (v.is_active ? ", active" : "");
       if (v.parent) text += " · from " + v.parent;
+      if (v.rl) {
+        text += " · " + v.rl.method + " against " + (v.rl.reward_model || "–") + ", β " + fmt(v.rl.beta) +
+          (v.rl.adaptive_kl ? " (final, adapted)" : "") + ", k " + fmt(v.rl.k) + ", " + fmt(v.rl.steps) + " steps";
+      }
       versions.appendChild(el("li", null, text));
     });
     term(list, "New versions", l.versions.length ? versions : "none yet");
@@ -277,6 +298,7 @@
     renderVerdict(d);
     renderSteps(d);
     renderCharts(d);
+    renderRL(d);
     renderEvaluation(d);
     renderLineage(d);
     renderStepMetrics(d);

@@ -31,6 +31,13 @@ Celery worker with ``via_celery``), then we measure on held-out prompts:
 
 Round 0 is the bootstrap: no judgments yet, so the cycle only generates candidates with the base
 model and picks random pairs.
+
+The policy method is ``SimConfig.policy``: ``dpo`` (the default) on the raters' pairs, or an online
+RL trainer (``ppo``, ``rloo``, ``grpo``, ``best_of_n``) against the cycle's reward model. With RL
+the hidden rule is also the run's **gold** scorer (``gold_rule``), so every RL step logs the gold
+score beside the proxy reward and sqrt(KL): the over-optimisation curve (Gao et al. 2022) is on the
+run's curve and on the policy step's result (``<method>/overoptimization``), and each round's
+report carries its last point (``RoundReport.rl``).
 """
 
 from __future__ import annotations
@@ -45,6 +52,11 @@ from typing import Any
 
 from workers.hidden_rules import RULES
 
+# The policy methods a simulation can use: DPO on the raters' pairs, or online RL against the
+# cycle's reward model (KTO and SFT need thumbs and demonstrations, which simulated raters of
+# pairwise tasks do not give).
+POLICY_METHODS = ("dpo", "ppo", "rloo", "grpo", "best_of_n")
+
 
 @dataclass(frozen=True)
 class SimConfig:
@@ -58,6 +70,10 @@ class SimConfig:
     max_new_tokens: int = 12
     base_model: str = ""  # a causal LM to start from (e.g. training.pretrain); "" = random tiny
     rule: str = "lowercase"  # the raters' hidden rule: a key of RULES
+    policy: str = "dpo"  # the policy trainer: a key of POLICY_METHODS
+    rl_steps: int = 8  # online RL: rollouts per cycle, of rl_prompts_per_step prompts each
+    rl_prompts_per_step: int = 8
+    rl_beta: float = 0.05
     selection: str = "active"  # "active" (least certain + 25 % random) or "random"
     random_share: float = 0.25
     # None = the worker default (workers/steps.py)
@@ -83,8 +99,20 @@ class SimConfig:
             "similarity_power": self.similarity_power,
             "uncertainty_power": self.uncertainty_power,
         }
+        online = (
+            {
+                "rl_steps": self.rl_steps,
+                "rl_prompts_per_step": self.rl_prompts_per_step,
+                "rl_max_new_tokens": self.max_new_tokens,
+                "rl_beta": self.rl_beta,
+                "gold_rule": self.rule,  # the hidden rule, logged as the gold score
+            }
+            if self.policy != "dpo"
+            else {}
+        )
         return {
             **{k: v for k, v in optional.items() if v is not None},
+            **online,
             "pairs_per_cycle": self.labels_per_round,
             # The simulated label budget is the selected pairs alone (bench/loop.py compares
             # selection rules at equal budgets), so no extra leaderboard pairs.
@@ -116,16 +144,25 @@ class RoundReport:
     promoted: bool
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
+    # online RL: the last step's proxy reward, gold score and sqrt(KL), the alarms raised, and
+    # the whole over-optimisation series ("series")
+    rl: dict[str, Any] = field(default_factory=dict)
 
     def line(self) -> str:
         def fmt(v: float | None) -> str:
             return "  -  " if v is None else f"{v:.3f}"
 
+        rl = (
+            f"  RL reward {fmt(self.rl.get('reward'))} gold {fmt(self.rl.get('gold'))} "
+            f"sqrtKL {fmt(self.rl.get('sqrt_kl'))} alarms {self.rl.get('alarms', 0)}"
+            if self.rl
+            else ""
+        )
         return (
             f"round {self.round}: judgments {self.judgments:4d} (total {self.total_judgments:5d}) "
             f"rater~hidden {fmt(self.rater_accuracy)}  RM acc {fmt(self.rm_accuracy)}  "
             f"hidden score {self.hidden_score:.4f}  win vs prev {fmt(self.win_rate_vs_prev)}  "
-            f"promoted {'yes' if self.promoted else 'no '}  {self.seconds:5.1f}s"
+            f"promoted {'yes' if self.promoted else 'no '}  {self.seconds:5.1f}s{rl}"
         )
 
     def timing_line(self) -> str:
@@ -144,6 +181,8 @@ class Simulation:
         self.workdir = Path(config.workdir or f"var/simulate/seed-{config.seed}-{config.selection}")
         if config.rule not in RULES:
             raise ValueError(f"unknown hidden rule {config.rule!r}; choose from {sorted(RULES)}")
+        if config.policy not in POLICY_METHODS:
+            raise ValueError(f"unknown policy {config.policy!r}; choose from {POLICY_METHODS}")
         self.score = RULES[config.rule]
 
     # ------------------------------------------------------------ setup
@@ -170,7 +209,7 @@ class Simulation:
             temperature=1.0,
             top_p=1.0,
             max_new_tokens=self.cfg.max_new_tokens,
-            trainers=["rm", "dpo"],
+            trainers=["rm", self.cfg.policy],
             auto_retrain=False,
         )
         user_model = get_user_model()
@@ -366,11 +405,23 @@ class Simulation:
                 bool(run.metrics.get("register", {}).get("promoted")),
                 time.perf_counter() - t0,
                 run.timings,
+                rl_summary(run, self.cfg.policy),
             )
             prev = samples
             reports.append(rec)
             report(rec)
         return reports
+
+
+def rl_summary(run: Any, method: str) -> dict[str, Any]:
+    """The last point of the cycle's over-optimisation series (proxy reward, gold score, sqrt(KL)),
+    the alarms raised and the series; empty for DPO or a cycle that skipped the RL trainer."""
+    step = run.steps.filter(name="policy").first()
+    result = step.result if step is not None else {}
+    series = result.get(f"{method}/overoptimization") or []
+    if not series:
+        return {}
+    return {**series[-1], "alarms": len(result.get(f"{method}/alarms") or []), "series": series}
 
 
 def _mean_score(samples: list[list[str]], score: Callable[[str], float]) -> float:

@@ -17,7 +17,7 @@ from annotation.run_options import GOLD_RULES, run_config_problem
 from annotation.services.runs import artifact_complete
 from tests.workers.conftest import add_pairwise_judgments, make_loop_project
 from workers import online, pipelines
-from workers.simulate import RULES
+from workers.hidden_rules import RULES
 
 RL = {
     "device": "cpu",
@@ -248,3 +248,40 @@ def test_alarm_events_name_the_step_value_and_bound():
         {"step": 2, "alarm": "length", "value": 30.0, "bound": 1.5},
         {"step": 3, "alarm": "kl", "value": 25.0, "bound": 20.0},
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_simulation_with_ppo_logs_the_hidden_rule_as_the_gold_score(tmp_path):
+    from workers.hidden_rules import hidden_score
+    from workers.simulate import SimConfig, Simulation
+
+    config = SimConfig(
+        rounds=1, labels_per_round=8, train_prompts=8, eval_prompts=4, k=3, max_new_tokens=6,
+        rm_epochs=1, rm_pairs_prompts=0, eval_samples=2, policy="ppo", rl_steps=3,
+        rl_prompts_per_step=4, workdir=str(tmp_path / "sim"),
+    )  # fmt: skip
+    lines: list[str] = []
+
+    reports = Simulation(config).run(report=lambda r: lines.append(r.line()))
+
+    assert reports[0].rl == {}  # the bootstrap: no reward model yet, so no RL
+    rl = reports[1].rl
+    assert [p["step"] for p in rl["series"]] == [1, 2, 3]
+    assert {"reward", "gold", "sqrt_kl"} <= set(rl)
+    assert 0 <= rl["gold"] <= 1
+    assert " gold " in lines[1]
+    run = models.TrainingRun.objects.filter(status="succeeded").order_by("-id").first()
+    assert run.trainers == ["rm", "ppo"]
+    assert run.config["gold_rule"] == "lowercase"
+    ppo = run.versions.get(trainer="ppo")
+    points = [p for p in run.curve if p.get("model") == "ppo"]
+    assert [p["objective/gold"] for p in points] == [p["gold"] for p in rl["series"]]
+    assert ppo.metrics["rl_eval/gold"] >= 0
+    assert hidden_score("ab") == 1.0  # the scorer the gold is
+
+
+def test_an_unknown_simulation_policy_is_refused(tmp_path):
+    from workers.simulate import SimConfig, Simulation
+
+    with pytest.raises(ValueError, match=r"unknown policy 'kto'"):
+        Simulation(SimConfig(policy="kto", workdir=str(tmp_path)))

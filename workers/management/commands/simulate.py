@@ -36,7 +36,21 @@ class Command(BaseCommand):
             "--base-model, lowercase without.",
         )
         parser.add_argument("--max-new-tokens", type=int, default=12)
-        parser.add_argument("--policy-lr", type=float, default=3e-3, help="DPO learning rate.")
+        parser.add_argument(
+            "--policy-lr", type=float, default=3e-3, help="The policy trainer's learning rate."
+        )
+        from workers.simulate import POLICY_METHODS
+
+        parser.add_argument(
+            "--policy",
+            choices=POLICY_METHODS,
+            default="dpo",
+            help="The policy method: DPO on the raters' pairs, or online RL against the cycle's "
+            "reward model with the hidden rule logged as the gold score.",
+        )
+        parser.add_argument(
+            "--rl-steps", type=int, default=8, help="Online RL: rollouts per cycle (1..10000)."
+        )
         parser.add_argument(
             "--celery", action="store_true", help="Run cycles on a Celery worker, not in-process."
         )
@@ -58,6 +72,8 @@ class Command(BaseCommand):
             raise CommandError("--rounds must be >= 1 and --labels-per-round >= 2.")
         if not 0 <= opts["flip"] < 0.5:
             raise CommandError("--flip must be in [0, 0.5).")
+        if not 1 <= opts["rl_steps"] <= 10_000:
+            raise CommandError("--rl-steps must be in 1..10000.")
         config = SimConfig(
             rounds=opts["rounds"],
             labels_per_round=opts["labels_per_round"],
@@ -69,6 +85,8 @@ class Command(BaseCommand):
             rule=rule,
             max_new_tokens=opts["max_new_tokens"],
             policy_learning_rate=opts["policy_lr"],
+            policy=opts["policy"],
+            rl_steps=opts["rl_steps"],
             via_celery=opts["celery"],
         )
         agreement = (1 - config.flip) ** 2 + config.flip**2

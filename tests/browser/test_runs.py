@@ -144,3 +144,39 @@ def test_retrain_now_then_the_run_page_follows_the_cycle_live(
     assert session.errors == []
     assert console == []
     assert session.dialogs == []
+
+
+def test_the_run_page_shows_the_online_rl_monitors_and_alarms(open_session):
+    """A finished PPO cycle (as the worker leaves it, tests/annotation/test_run_pages.rl_run):
+    the RL charts drawn, both alarms in words, model names as text, never as markup."""
+    from tests.annotation.test_run_pages import EVIL, rl_run
+    from tests.factories import ProjectFactory
+
+    project = ProjectFactory()
+    manager = make_rater(project, role="manager")
+    run = rl_run(project)
+    session = open_session(manager, viewport=WIDE)
+    page = session.page
+
+    session.goto(f"/manage/projects/{project.id}/runs/{run.id}/")
+    page.wait_for_selector("#rl-ppo-overoptimization[data-chart-title]")
+
+    assert page.is_visible("#run-rl")
+    titles = page.eval_on_selector_all(
+        "#run-rl-charts canvas", "cs => cs.map(c => c.dataset.chartTitle)"
+    )
+    assert titles[:2] == [
+        "PPO policy: mean reward per step",
+        "PPO policy: KL to the reference (the parent) per step",
+    ]
+    alarms = page.locator("#run-rl-alarms .rl-alarm")
+    assert alarms.count() == 2
+    assert alarms.nth(0).get_attribute("data-alarm") == "length"
+    assert "reward rose while the mean response length grew" in alarms.nth(0).inner_text()
+    assert page.is_hidden("#run-rl-quiet")
+    lineage = page.inner_text("#run-lineage")
+    assert f"ppo against rm {EVIL}, β 0.042" in lineage  # the name shown as text
+    assert page.locator("img[onerror]").count() == 0  # and never parsed as markup
+    assert session.errors == []
+    assert no_horizontal_scroll(page)
+    page.locator("#run-rl").screenshot(path=str(SCREENSHOTS / "runs-rl-monitors.png"))

@@ -110,7 +110,7 @@ def test_ppo_cycle_trains_against_the_new_reward_model_and_records_lineage_and_m
 
 
 @pytest.mark.django_db(transaction=True)
-def test_grpo_optimises_the_projects_active_reward_model_with_the_gold_score_logged(tiny_base):
+def test_grpo_and_best_of_n_optimise_the_projects_active_reward_model_with_gold_logged(tiny_base):
     project = make_loop_project(tiny_base, trainers=["rm"])
     add_pairwise_judgments(project, 6)
     first = _run(project, ["rm"])
@@ -130,6 +130,19 @@ def test_grpo_optimises_the_projects_active_reward_model_with_the_gold_score_log
     assert all(0 <= p["objective/gold"] <= 1 for p in points)
     over = _policy_result(run)["grpo/overoptimization"]
     assert all({"sqrt_kl", "reward", "gold"} <= set(p) for p in over)
+
+    # best-of-n: one round of sample k -> keep the best by reward -> SFT, from the new parent
+    parent = models.ModelVersion.objects.get(project=project, kind="policy", is_active=True)
+    bon_run = _run(project, ["best_of_n"], rl_k=2, gold_rule="lowercase")
+    assert pipelines.cycle_execute(run_id=bon_run.id) == "succeeded", bon_run.error
+    bon = bon_run.versions.get(trainer="best_of_n")
+    assert bon.status == "ready"
+    assert bon.parent_id == parent.id
+    assert (bon.config["method"], bon.config["steps"], bon.config["k"]) == ("best_of_n", 1, 2)
+    assert bon.config["reward_model_version"] == active_rm.id
+    (point,) = _policy_result(bon_run)["best_of_n/overoptimization"]
+    assert point["step"] == 1
+    assert "gold" in point
 
 
 @pytest.mark.django_db(transaction=True)

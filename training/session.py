@@ -210,7 +210,11 @@ class TrainingSession:
                 total=self.total, initial=self.start_step, desc=self._phase, unit="step"
             )
         if self._evaluate is not None and self.start_step == 0:
-            initial = self._run_evaluation()
+            try:
+                initial = self._run_evaluation()
+            except BaseException as exc:  # the tracker still hears that the run failed
+                self.__exit__(type(exc), exc, exc.__traceback__)
+                raise
             self.history.append({"step": 0, **initial})
             self._tracker.log(0, initial)
         return self

@@ -70,7 +70,9 @@ def load_causal_lm(path: str, device: torch.device) -> Any:
     from transformers import AutoModelForCausalLM
 
     check_safe_weights(path)
-    model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, dtype=torch.float32)
+    model: Any = AutoModelForCausalLM.from_pretrained(
+        path, use_safetensors=True, dtype=torch.float32
+    )
     return model.to(device)
 
 

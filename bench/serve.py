@@ -465,6 +465,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument(
+        "--warmup",
+        type=float,
+        default=2.0,
+        help="seconds of the same load before each cell, not counted: a fresh server's first "
+        "requests open its database connections and prepare its statements (0: count them)",
+    )
+    parser.add_argument(
         "--workers", type=int, help="gunicorn workers (default: config/gunicorn.py's)"
     )
     parser.add_argument("--threads", type=int, help="threads per gunicorn worker (default: same)")
@@ -477,11 +484,23 @@ def main() -> None:
         help="time each request inside the server and sample PostgreSQL's wait events, and "
         "print where the slowest 1%% went (bench/serve_probe.py)",
     )
+    parser.add_argument(
+        "--orm-path",
+        action="store_true",
+        help="claim and submit through the ORM instead of the single statements (implies --probe)",
+    )
     args = parser.parse_args()
+    args.probe = args.probe or args.orm_path
+    if args.orm_path:
+        os.environ["BENCH_ORM_PATH"] = "1"
     overrides = []
-    for option in ("workers", "threads", "keepalive"):
+    for option, flag in (
+        ("workers", "--workers"),
+        ("threads", "--threads"),
+        ("keepalive", "--keep-alive"),
+    ):
         if getattr(args, option) is not None:
-            overrides += [f"--{option}", str(getattr(args, option))]
+            overrides += [flag, str(getattr(args, option))]
     if args.keepalive or args.threads:  # config/gunicorn.py derives it from these two
         connections = (args.threads or 4) + (1000 if args.keepalive else 0)
         overrides += ["--worker-connections", str(connections)]
@@ -502,6 +521,8 @@ def main() -> None:
             probe_dir = tempfile.mkdtemp(prefix="bench-serve-probe-") if args.probe else None
             server = start_server(port, overrides, probe_dir)
             try:
+                if args.warmup > 0:  # every thread's first request opens its connection
+                    run_load(port, project_id, tokens[:concurrency], args.warmup)
                 meter = CpuMeter(server.pid)
                 sampler = WaitSampler() if args.probe else None
                 stats = run_load(port, project_id, tokens[:concurrency], args.seconds)

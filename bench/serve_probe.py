@@ -7,7 +7,8 @@ started and ended (wall clock), the time spent in database calls, the time spent
 database connection, and the time this process spent in garbage collection while the request
 was being handled. The load generator joins these to its own timings: what the client waited
 beyond the handler is queueing (in the kernel's accept queue or in a worker's thread pool) plus
-the network.
+the network. With ``BENCH_ORM_PATH`` set, claim and submit take the ORM path instead of the
+single statements (``bench/serve.py --orm-path``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ def _gc_callback(phase: str, info: dict) -> None:
 
 def post_fork(server, worker):  # type: ignore[no-untyped-def]
     gc.callbacks.append(_gc_callback)
+    if os.environ.get("BENCH_ORM_PATH"):
+        # Claim and submit through the ORM, as on SQLite (the tests' write_path="orm").
+        from annotation.services import pg_statements
+
+        pg_statements.enabled = lambda: False
     import psycopg
     from django.db.backends.base.base import BaseDatabaseWrapper
 

@@ -120,7 +120,14 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+# A connection lives 10 minutes: opening one (and preparing the hot path's statements on it)
+# cost the request that did it 20-80 ms under load; at 60 s every web thread paid that once a
+# minute (docs/architecture.md, "Tail latency").
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL, conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", 600))
+    )
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE transactions take the write lock at BEGIN, so two claims never interleave
     # (see annotation/services/assignment.py); WAL lets readers run beside the one writer.

@@ -71,3 +71,21 @@ def test_unique_system_codes_equal_numpy() -> None:
         expected, expected_inverse = np.unique(values, return_inverse=True)
         np.testing.assert_array_equal(codes, expected)
         np.testing.assert_array_equal(inverse, expected_inverse.ravel())
+
+
+@pytest.mark.django_db
+def test_binary_copy_reads_what_the_cursor_reads() -> None:
+    """The PostgreSQL path (one binary COPY read by numpy) against the cursor's rows, with
+    negative and 64-bit values, and an empty result."""
+    from django.db import connection
+
+    from annotation.insight import arrays
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the binary COPY path is PostgreSQL only")
+    sql = "SELECT g, -g, g * 4000000000, 0 FROM generate_series(1, %s) AS g"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [2500])
+        rows = cursor.fetchall()
+    np.testing.assert_array_equal(arrays.fetch_int_matrix_sql(sql, [2500], 4), np.array(rows))
+    assert arrays.fetch_int_matrix_sql(sql, [0], 4).shape == (0, 4)

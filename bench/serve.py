@@ -432,7 +432,7 @@ def probe_report(results: list, probe_dir: str) -> None:
     for bench_id, row in server.items():
         raters_per_worker.setdefault(row[0], set()).add(bench_id.split("-")[0])
     spread = sorted(len(v) for v in raters_per_worker.values())
-    print(f"{'':21}raters per worker (keep-alive connections stick to one): {spread}")
+    print(f"{'':21}raters served by each worker (kept-alive connections stay on one): {spread}")
     for call in ("next", "submit"):
         rows = []
         for c, ms, status, bench_id, _sent in results:

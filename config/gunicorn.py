@@ -7,7 +7,7 @@ Why each setting (figures in docs/architecture.md, "Tail latency"):
 * **No keep-alive, and a worker takes a connection only when a thread is free**
   (``worker_connections = threads``). A kept-alive connection stays with the worker that first
   accepted it; under load one worker ended up holding 21 of 32 raters' connections and served
-  each of them at a seventh of the others' speed (next-task p99 25 times its p50). Without it every
+  each of them at a fraction of the others' speed (next-task p99 44 times its p50). Without it every
   request waits in the kernel's accept queue, in arrival order, for the first worker that has a
   thread free. The extra TCP handshake per request costs well under a millisecond on a local
   network; behind a proxy that keeps its own upstream connections (nginx ``keepalive``) turn it

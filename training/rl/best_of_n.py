@@ -95,19 +95,19 @@ def _gather(items: list[Any]) -> list[Any]:
 
 def run(
     config: BestOfNConfig,
-    prompts: Sequence[Prompt] | None = None,
-    eval_prompts: Sequence[Prompt] | None = None,
+    train_records: Sequence[Prompt] | None = None,
+    eval_records: Sequence[Prompt] | None = None,
+    progress: ProgressCallback | None = None,
     *,
     reward_model: str | Scorer | None = None,
     gold: str | Scorer | None = None,
-    progress: ProgressCallback | None = None,
 ) -> RLResult:
     """Rounds of sample -> keep the best -> SFT; see the module docstring."""
     t0 = time.perf_counter()
     rank, world = init_distributed()
     seed_everything(config.seed)
     device = pick_device(config.device)
-    train, evals = split_prompts(config, prompts, eval_prompts)
+    train, evals = split_prompts(config, train_records, eval_records)
     tokenizer = load_tokenizer(config.model)
     kw = {"device": device, "batch_size": config.reward_batch_size}
     scorer = resolve(reward_model, path=config.reward_model, rule_spec=config.reward_rule, **kw)

@@ -86,19 +86,19 @@ METHOD = Method(
 
 def run(
     config: GRPOConfig,
-    prompts: Sequence[Prompt] | None = None,
-    eval_prompts: Sequence[Prompt] | None = None,
+    train_records: Sequence[Prompt] | None = None,
+    eval_records: Sequence[Prompt] | None = None,
+    progress: ProgressCallback | None = None,
     *,
     reward_model: str | Scorer | None = None,
     gold: str | Scorer | None = None,
-    progress: ProgressCallback | None = None,
 ) -> RLResult:
     """Train a policy with GRPO (see :func:`training.rl.ppo.run` for the arguments)."""
     return run_online(
         config,
         METHOD,
-        prompts,
-        eval_prompts,
+        train_records,
+        eval_records,
         reward_model=reward_model,
         gold=gold,
         progress=progress,

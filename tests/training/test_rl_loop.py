@@ -233,3 +233,21 @@ def test_rules_and_config_checks() -> None:
         PPOConfig(model="m", output_dir="o", rollout_batch_size=3, num_minibatches=2)
     with pytest.raises(ConfigError, match="reward_rule"):
         PPOConfig(model="m", output_dir="o", reward_model="rm", reward_rule="length")
+
+
+def test_cli_runs_an_online_trainer_from_toml(lm, tmp_path, capsys) -> None:
+    from training.__main__ import main
+
+    data = tmp_path / "prompts.jsonl"
+    data.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in prompts(4, 1)))
+    toml = tmp_path / "rloo.toml"
+    toml.write_text(
+        f'model = "{lm}"\noutput_dir = "{tmp_path / "out"}"\ntrain_file = "{data}"\n'
+        f'reward_rule = "{RULE}"\nrollout_batch_size = 2\nk = 2\nmax_steps = 2\n'
+        'max_new_tokens = 4\ndevice = "cpu"\n'
+    )
+    assert main(["rloo", "--config", str(toml), "--beta=0.1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["metrics"]["kl/beta"] == 0.1
+    assert (tmp_path / "out" / "model.safetensors").is_file()
+    assert main(["rloo", "--config", str(toml), "--k=1"]) == 2  # k >= 2, before any training

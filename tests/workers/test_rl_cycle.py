@@ -44,7 +44,7 @@ MONITOR_KEYS = {
 
 
 @pytest.fixture(autouse=True)
-def _artifacts(tmp_path, settings, needs_postgres):
+def _artifacts(tmp_path, settings):
     settings.LOOP_ARTIFACTS_DIR = str(tmp_path / "artifacts")
 
 
@@ -59,6 +59,7 @@ def _policy_result(run) -> dict:
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("needs_postgres")
 def test_ppo_cycle_trains_against_the_new_reward_model_and_records_lineage_and_monitors(
     tiny_base,
 ):
@@ -110,6 +111,7 @@ def test_ppo_cycle_trains_against_the_new_reward_model_and_records_lineage_and_m
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("needs_postgres")
 def test_grpo_and_best_of_n_optimise_the_projects_active_reward_model_with_gold_logged(tiny_base):
     project = make_loop_project(tiny_base, trainers=["rm"])
     add_pairwise_judgments(project, 6)
@@ -146,6 +148,7 @@ def test_grpo_and_best_of_n_optimise_the_projects_active_reward_model_with_gold_
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("needs_postgres")
 def test_without_a_reward_model_the_run_fails_saying_so(tiny_base):
     project = make_loop_project(tiny_base, trainers=["ppo"])
     active = models.ModelVersion.objects.create(
@@ -164,6 +167,7 @@ def test_without_a_reward_model_the_run_fails_saying_so(tiny_base):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("needs_postgres")
 def test_the_bootstrap_cycle_skips_rl_until_a_reward_model_exists(tiny_base):
     project = make_loop_project(tiny_base, trainers=["rm", "rloo"])
     run = _run(project, ["rm", "rloo"])  # no judgments yet: the rm step is skipped
@@ -176,6 +180,7 @@ def test_the_bootstrap_cycle_skips_rl_until_a_reward_model_exists(tiny_base):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("needs_postgres")
 def test_a_crash_after_training_reuses_the_artifact_and_keeps_one_version(tiny_base, monkeypatch):
     project = make_loop_project(tiny_base, trainers=["rm", "rloo"])
     add_pairwise_judgments(project, 6)
@@ -264,6 +269,7 @@ def test_alarm_events_name_the_step_value_and_bound():
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("needs_postgres")
 def test_a_simulation_with_ppo_logs_the_hidden_rule_as_the_gold_score(tmp_path):
     from workers.hidden_rules import hidden_score
     from workers.simulate import SimConfig, Simulation

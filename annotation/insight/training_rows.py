@@ -154,8 +154,10 @@ _JUDGMENT_COLUMNS = (
 )
 
 
-def _judgment_rows(judgments: QuerySet[Judgment]) -> list[JudgmentRow]:
-    """The contract's rows of ``judgments``, by task then id."""
+def _judgment_rows(
+    judgments: QuerySet[Judgment], tasks: Collection[int] | None = None
+) -> list[JudgmentRow]:
+    """The contract's rows of ``judgments`` (of ``tasks`` only, when given), by task then id."""
     loads, make = json.loads, tuple.__new__  # the C constructor: no Python-level __new__ call
     return [
         make(
@@ -165,6 +167,7 @@ def _judgment_rows(judgments: QuerySet[Judgment]) -> list[JudgmentRow]:
         for t, jid, rater, kind, choice, strength, pref, p in judgments.order_by(
             "task_id", "id"
         ).values_list(*_JUDGMENT_COLUMNS)
+        if tasks is None or t in tasks
     ]
 
 
@@ -238,11 +241,7 @@ def training_rows(project_id: int, f: ExportFilters, counts: RowCounts) -> Itera
     """Every row of the export, task by task in id order (deterministic), counting in ``counts``."""
     judgments = _export_judgments(project_id, f)
     for lo, hi, selected in _task_chunks(project_id, f):
-        rows = [
-            r
-            for r in _judgment_rows(judgments.filter(task_id__gte=lo, task_id__lte=hi))
-            if r.task_id in selected
-        ]
+        rows = _judgment_rows(judgments.filter(task_id__gte=lo, task_id__lte=hi), selected)
         if not rows:
             continue
         texts = _texts(TaskResponse.objects.filter(task_id__gte=lo, task_id__lte=hi), selected)

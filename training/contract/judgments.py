@@ -114,13 +114,13 @@ def _strict_winner(votes: Counter[Any]) -> Any:
 
 
 def _pairwise_every(item: Item, sink: Sink[R]) -> Iterator[R]:
-    texts = item.texts
+    texts, pair = item.texts, sink.pair
     for j in item.judgments:
         preferred = j.preferred
         if j.choice in (A, B) and preferred is not None and preferred in texts:
             other = _other(texts, preferred)
             if other is not None:
-                yield sink.pair(texts[preferred], other, (j.strength or 1) - 1.0)
+                yield pair(texts[preferred], other, (j.strength or 1) - 1.0)
         elif j.choice == BOTH_BAD:
             for text in texts.values():
                 yield sink.unpaired(text, False)

@@ -130,7 +130,7 @@ class ModelKind(models.TextChoices):
 
 # The registered trainers (training/contract/trainers.py, pure Python), and "base" for a model
 # imported rather than trained here. A new trainer changes these choices: makemigrations.
-Trainer = models.TextChoices(  # type: ignore[misc]
+Trainer = models.TextChoices(  # type: ignore[call-overload]
     "Trainer",
     [(t.name.upper(), (t.name, t.label)) for t in TRAINERS]
     + [("BASE", ("base", "Base model (not trained here)"))],

@@ -23,7 +23,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from training.contract.trainers import TRAINERS, TrainerSpec, trainer_spec
 
@@ -43,6 +43,22 @@ class TrainerModule(Protocol):
     ) -> RunResult: ...
 
 
+class OnPolicyTrainerModule(Protocol):
+    """An on-policy trainer's module: the same ``run`` taking prompts as its records, plus the
+    reward to optimise and an optional gold scorer (a path or a callable, keyword only)."""
+
+    def run(
+        self,
+        config: Any,
+        train_records: Sequence[Any] | None = None,
+        eval_records: Sequence[Any] | None = None,
+        progress: ProgressCallback | None = None,
+        *,
+        reward_model: Any = None,
+        gold: Any = None,
+    ) -> RunResult: ...
+
+
 @dataclass(frozen=True)
 class Trainer:
     """A registered trainer with its implementation loaded."""
@@ -54,6 +70,13 @@ class Trainer:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def on_policy(self) -> OnPolicyTrainerModule:
+        """The module as an on-policy trainer (its entry says ``on_policy``)."""
+        if not self.spec.on_policy:
+            raise TypeError(f"{self.name} is not an on-policy trainer")
+        return cast(OnPolicyTrainerModule, self.module)
 
     def run(
         self,

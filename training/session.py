@@ -271,7 +271,7 @@ class TrainingSession:
         done = self.step + 1
         elapsed = time.perf_counter() - self._t0
         eta = elapsed / (done - self.start_step) * (self.total - done)
-        lr = self.scheduler.get_last_lr()[0]
+        lr = float(self.scheduler.get_last_lr()[0])
         record = {"step": done, **sums, "grad_norm": grad_norm, "lr": lr}
         logged = done % cfg.log_every == 0 or done == self.total
         if logged:

@@ -86,11 +86,13 @@ def select_pairs(
         raise ValueError(f"random_share must be in [0, 1], got {random_share}")
     rng = random.Random(seed)
 
+    score_of: Mapping[int, float] = scores or {}
+
     def informativeness(a: int, b: int) -> float:  # only asked with scores
         if heads:
             value = bald([ha - hb for ha, hb in zip(heads[a], heads[b], strict=True)])
         else:
-            value = uncertainty(scores[a], scores[b]) ** uncertainty_power
+            value = uncertainty(score_of[a], score_of[b]) ** uncertainty_power
         if texts and similarity_power:
             value *= similarity(texts[a], texts[b]) ** similarity_power
         return value

@@ -284,7 +284,12 @@ def step_policy(ctx: Context) -> tuple[dict[str, Any], Any]:
         result[f"{trainer}/records"] = len(records)
         result.update({f"{trainer}/{k}": v for k, v in _scalars(metrics).items()})
         commits.append((version, out, _scalars(metrics), _lineage(ctx, config)))
-    return result, lambda: [_mark_ready(*c) for c in commits]
+
+    def commit() -> None:
+        for c in commits:
+            _mark_ready(*c)
+
+    return result, commit
 
 
 def _step_on_policy(
@@ -314,7 +319,7 @@ def _step_on_policy(
     else:
         clear_partial(out)
         progress = _progress(ctx, "policy", trainer)
-        run = resolve(trainer).module.run(
+        run = resolve(trainer).on_policy.run(
             config, train, evals, gold=online.gold_scorer(ctx.cfg), progress=progress
         )
         metrics, history = run.metrics, run.history

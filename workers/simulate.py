@@ -284,7 +284,7 @@ class Simulation:
         from annotation.services.assignment import assignment_claim_next
         from annotation.services.judgments import judgment_submit
 
-        done, agree, idle = 0, 0, set()
+        done, agree, idle = 0, 0, set[int]()
         while len(idle) < len(self.raters):
             for rater in self.raters:
                 if rater.id in idle:

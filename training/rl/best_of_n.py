@@ -109,7 +109,7 @@ def run(
     device = pick_device(config.device)
     train, evals = split_prompts(config, train_records, eval_records)
     tokenizer = load_tokenizer(config.model)
-    kw = {"device": device, "batch_size": config.reward_batch_size}
+    kw: dict[str, Any] = {"device": device, "batch_size": config.reward_batch_size}
     scorer = resolve(reward_model, path=config.reward_model, rule_spec=config.reward_rule, **kw)
     if scorer is None:
         raise ConfigError("reward_model: a reward-model path or reward_rule is required")

@@ -161,7 +161,7 @@ def run_online(
     train, evals = split_prompts(config, prompts, eval_prompts)
     counts = {"train_prompts": len(train), "eval_prompts": len(evals)}
     tokenizer = load_tokenizer(config.model)
-    kw = {"device": device, "batch_size": config.reward_batch_size}
+    kw: dict[str, Any] = {"device": device, "batch_size": config.reward_batch_size}
     scorer = resolve(reward_model, path=config.reward_model, rule_spec=config.reward_rule, **kw)
     if scorer is None:
         raise ConfigError("reward_model: a reward-model path or reward_rule is required")
@@ -189,7 +189,7 @@ def run_online(
         return order
 
     def rollout(batch_prompts: list[Prompt], seed_of: Callable[[int], int], n: int) -> Rollout:
-        if offload is not None:
+        if offload is not None and ref is not None:
             ref.to(device)
             move(scorer, device)
             move(gold_scorer, device)
@@ -211,7 +211,7 @@ def run_online(
                 batch_size=config.batch_size,
                 device=device,
             )
-        if offload is not None:
+        if offload is not None and ref is not None:
             ref.to(offload)
             move(scorer, offload)
             move(gold_scorer, offload)
@@ -242,11 +242,11 @@ def run_online(
             positions = range(first, first + rb)
             batch_prompts = [train[orders(p // len(train))[p % len(train)]] for p in positions]
             base_call = rank * rb // chunk
-            r = rollout(
-                batch_prompts,
-                lambda c, s=step, b=base_call: rollout_seed(config.seed, s, b + c),
-                k,
-            )
+
+            def seed_of(c: int, s: int = step, b: int = base_call) -> int:
+                return rollout_seed(config.seed, s, b + c)
+
+            r = rollout(batch_prompts, seed_of, k)
             extra = method.advantages(r, config, beta, all_sum)
             sums, grad_norm = _update(session, method, r, config, beta)
             reduced = _reduce({**sums, **{f"r:{k}": v for k, v in rollout_sums(r).items()}})

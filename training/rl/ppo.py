@@ -67,6 +67,7 @@ def loss(
 ) -> tuple[Tensor, dict[str, Ratio]]:
     """Sum over the rows' response tokens of policy loss + vf_coef * value loss."""
     assert values is not None
+    assert r.values is not None
     mask = r.response_mask[rows]
     logp = token_logprobs(logits, r.responses[rows])
     old = r.logprobs[rows]

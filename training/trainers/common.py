@@ -76,7 +76,7 @@ def hold_out_prompts(
         groups.setdefault(json.dumps(record.prompt, sort_keys=True), []).append(i)
     keys = sorted(groups)
     random.Random(seed).shuffle(keys)
-    wanted, held = max(1, int(len(records) * fraction)), set()
+    wanted, held = max(1, int(len(records) * fraction)), set[int]()
     for key in keys[:-1]:
         if len(held) >= wanted:
             break

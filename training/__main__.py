@@ -43,6 +43,10 @@ COMMANDS: dict[str, tuple[type, str]] = {
 }
 
 
+ALIASES: dict[str, tuple[str, ...]] = {t.name: t.aliases for t in TRAINERS if t.aliases}
+BY_ALIAS: dict[str, str] = {a: name for name, aliases in ALIASES.items() for a in aliases}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training", description=__doc__.split("\n\n")[0]
@@ -51,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (cls, help_text) in COMMANDS.items():
         p = sub.add_parser(
             name,
+            aliases=list(ALIASES.get(name, ())),
             help=help_text,
             description=f"{help_text}\n\n{(cls.__doc__ or '').strip()}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -262,6 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = vars(build_parser().parse_args(argv))
     command, config_file = args.pop("command"), args.pop("config", None)
+    command = BY_ALIAS.get(command, command)
     try:
         if command == "base-model":
             result: Any = _base_model(args)

@@ -39,6 +39,17 @@ def test_help_documents_every_option(command, capsys) -> None:
         assert f.metadata["help"].split()[0] in out
 
 
+def test_bon_is_best_of_n(tmp_path, capsys) -> None:
+    """The issue's short name runs the same trainer with the same checks."""
+    cfg = tmp_path / "bon.toml"
+    cfg.write_text('model = "m"\noutput_dir = "o"\nk = 2\nkeep = 3\n')
+    assert main(["bon", "--config", str(cfg)]) == 2
+    assert "keep: must be in [1, k]" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["bon", "--help"])
+    assert "--keep" in capsys.readouterr().out
+
+
 def test_bad_config_value_names_the_field(tmp_path, capsys) -> None:
     cfg = tmp_path / "dpo.toml"
     cfg.write_text('model = "m"\noutput_dir = "o"\nbeta = 0.0\n')

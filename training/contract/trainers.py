@@ -37,6 +37,7 @@ class TrainerSpec:
     label: str  # what the pages call the model it trains ("DPO policy")
     summary: str  # one line for the retrain form and the CLI's help: what it learns from
     on_policy: bool = False  # samples from the policy while training (takes prompts, a judge)
+    aliases: tuple[str, ...] = ()  # other CLI subcommand names (``bon`` for ``best_of_n``)
 
     @property
     def config_module(self) -> str:
@@ -123,6 +124,7 @@ TRAINERS: tuple[TrainerSpec, ...] = (
         label="Best-of-n policy",
         summary="Sample k per prompt, keep the best by the reward model, fine-tune on it.",
         on_policy=True,
+        aliases=("bon",),
     ),
 )
 

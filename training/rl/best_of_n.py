@@ -30,7 +30,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from training.config import ConfigError, SFTConfig, TrainConfig
+from training.config import SFTConfig, TrainConfig
 from training.loop import Progress, ProgressCallback, barrier, init_distributed, seed_everything
 from training.modeling import autocast, load_causal_lm, load_tokenizer, pick_device
 from training.records import Prompt, SFTExample
@@ -38,7 +38,7 @@ from training.rl.config import BestOfNConfig
 from training.rl.engine import RLResult, eval_metrics_of, split_prompts
 from training.rl.monitors import alarm_events, rollout_metrics, rollout_sums
 from training.rl.policy import ActorCritic
-from training.rl.rewards import Scorer, resolve
+from training.rl.rewards import Scorer, scorers_for
 from training.rl.rollout import Rollout, collect, rollout_seed
 
 
@@ -109,13 +109,7 @@ def run(
     device = pick_device(config.device)
     train, evals = split_prompts(config, train_records, eval_records)
     tokenizer = load_tokenizer(config.model)
-    kw: dict[str, Any] = {"device": device, "batch_size": config.reward_batch_size}
-    scorer = resolve(reward_model, path=config.reward_model, rule_spec=config.reward_rule, **kw)
-    if scorer is None:
-        raise ConfigError("reward_model: a reward-model path or reward_rule is required")
-    gold_scorer = resolve(
-        gold, path=config.gold_reward_model, rule_spec=config.gold_reward_rule, **kw
-    )
+    scorer, gold_scorer = scorers_for(config, reward_model, gold, device)
     ref = load_causal_lm(config.model, device).requires_grad_(False).eval()
     shared = {f.name: getattr(config, f.name) for f in dataclasses.fields(TrainConfig)}
     history: list[dict[str, Any]] = []

@@ -52,7 +52,7 @@ from training.rl.config import RolloutConfig
 from training.rl.data import load_prompts
 from training.rl.monitors import alarm_events, alarms, rollout_metrics, rollout_sums
 from training.rl.policy import ActorCritic, disable_dropout
-from training.rl.rewards import Scorer, move, resolve
+from training.rl.rewards import Scorer, move, scorers_for
 from training.rl.rollout import Rollout, collect, rollout_seed
 from training.session import ProgressCallback, RunResult, TrainingSession, seed_everything
 from training.trainers.common import metadata, save_final
@@ -161,13 +161,7 @@ def run_online(
     train, evals = split_prompts(config, prompts, eval_prompts)
     counts = {"train_prompts": len(train), "eval_prompts": len(evals)}
     tokenizer = load_tokenizer(config.model)
-    kw: dict[str, Any] = {"device": device, "batch_size": config.reward_batch_size}
-    scorer = resolve(reward_model, path=config.reward_model, rule_spec=config.reward_rule, **kw)
-    if scorer is None:
-        raise ConfigError("reward_model: a reward-model path or reward_rule is required")
-    gold_scorer = resolve(
-        gold, path=config.gold_reward_model, rule_spec=config.gold_reward_rule, **kw
-    )
+    scorer, gold_scorer = scorers_for(config, reward_model, gold, device)
     ref = None
     if config.lora_r == 0:  # with LoRA the reference is the policy with the adapter disabled
         ref = load_causal_lm(config.model, device).requires_grad_(False).eval()

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from training.config import ConfigError
 from training.records import Prompt
 
 Scorer = Callable[[Sequence[Prompt], Sequence[str]], list[float]]
@@ -127,3 +128,17 @@ def move(scorer: Any, device: torch.device) -> None:
     """Move a scorer's model when it has one (rules have nothing to move)."""
     if isinstance(scorer, RewardModelScorer):
         scorer.to(device)
+
+
+def scorers_for(
+    config: Any, reward: str | Scorer | None, gold: str | Scorer | None, device: torch.device
+) -> tuple[Scorer, Scorer | None]:
+    """(reward scorer, gold scorer or None) of an online run: the arguments win over the
+    config's paths and rules; a run without any reward is a :class:`ConfigError`."""
+    kw: dict[str, Any] = {"device": device, "batch_size": config.reward_batch_size}
+    scorer = resolve(reward, path=config.reward_model, rule_spec=config.reward_rule, **kw)
+    if scorer is None:
+        raise ConfigError("reward_model: a reward-model path or reward_rule is required")
+    return scorer, resolve(
+        gold, path=config.gold_reward_model, rule_spec=config.gold_reward_rule, **kw
+    )

@@ -56,6 +56,18 @@ def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
 
 
 @torch.no_grad()
+def _token_logprobs(step_logits: Sequence[torch.Tensor], new: torch.Tensor) -> torch.Tensor:
+    """log p of each new token from the raw per-step logits, one step at a time (never the
+    (B, N, V) stack: at a 49k vocabulary that was the largest tensor of a generate call)."""
+    return torch.stack(
+        [
+            torch.log_softmax(logits.float(), -1).gather(-1, new[:, t, None]).squeeze(-1)
+            for t, logits in enumerate(step_logits)
+        ],
+        dim=1,
+    )
+
+
 def generate(
     model: Any,
     tokenizer: Any,
@@ -69,10 +81,13 @@ def generate(
     batch_size: int = 8,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    logprobs: bool = True,
 ) -> list[list[Sample]]:
     """``k`` samples for each prompt (``temperature == 0``: greedy, the k samples are equal).
     Prompt and new tokens are fitted into the model's context window. ``progress(done, total)``
-    is called after every batch with the number of samples generated so far."""
+    is called after every batch with the number of samples generated so far. ``logprobs=False``
+    leaves ``Sample.logprobs`` empty and keeps no logits: the same samples for less memory, for
+    callers that score the tokens themselves (the online-RL rollout recomputes them)."""
     model.eval()
     device = next(model.parameters()).device
     context = context_window(model.config)
@@ -102,12 +117,11 @@ def generate(
             max_new_tokens=min(max_new_tokens, room),
             pad_token_id=pad,
             eos_token_id=stops or None,
-            output_logits=True,
+            output_logits=logprobs,
             return_dict_in_generate=True,
         )
         new = gen.sequences[:, batch["input_ids"].shape[1] :]  # (B, N)
-        logits = torch.stack(gen.logits, dim=1).float()  # (B, N, V) raw model logits
-        logps = torch.log_softmax(logits, -1).gather(-1, new[..., None]).squeeze(-1)  # (B, N)
+        logps = _token_logprobs(gen.logits, new) if logprobs else None  # (B, N)
         for row, i in enumerate(rows):
             ids = new[row].tolist()
             # Everything after the first stop token is padding (a pad id may equal a stop id).
@@ -116,8 +130,8 @@ def generate(
             text = tokenizer.decode(ids if end is None else ids[:end], skip_special_tokens=True)
             if end is None:
                 text = text.rstrip("\ufffd")  # a character cut in half by the length limit
-            logprobs = tuple(logps[row, : len(ids)].tolist())
-            out[i].append(Sample(text, tuple(ids), logprobs, stopped=end is not None))
+            lp = tuple(logps[row, : len(ids)].tolist()) if logps is not None else ()
+            out[i].append(Sample(text, tuple(ids), lp, stopped=end is not None))
         if progress is not None:
             progress(start + len(rows), len(expanded))
     return out

@@ -30,6 +30,18 @@ def test_generation_is_seeded_and_returns_token_logprobs(lm) -> None:
             assert all(lp <= 0 for lp in s.logprobs)
 
 
+def test_without_logprobs_the_samples_are_the_same(lm) -> None:
+    """``logprobs=False`` (the RL rollout) keeps no logits, so it changes memory, not samples."""
+    model, tok = lm
+    kw = {"k": 2, "max_new_tokens": 6, "batch_size": 4, "temperature": 1.0, "seed": 3}
+    full = generate(model, tok, PROMPTS, **kw)
+    bare = generate(model, tok, PROMPTS, logprobs=False, **kw)
+    assert [[(s.text, s.token_ids, s.stopped) for s in g] for g in bare] == [
+        [(s.text, s.token_ids, s.stopped) for s in g] for g in full
+    ]
+    assert all(s.logprobs == () for g in bare for s in g)
+
+
 def test_logprobs_match_a_teacher_forced_forward(lm) -> None:
     model, tok = lm
     [[s]] = generate(model, tok, ["abc"], max_new_tokens=5, temperature=0)

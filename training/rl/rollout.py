@@ -89,6 +89,7 @@ def sample(
             max_prompt_length=max_prompt_length,
             batch_size=len(part) * k,
             seed=seed_of(call),
+            logprobs=False,  # recomputed below by the policy's own forward
         )
         for prompt, group in zip(part, got, strict=True):
             out_prompts += [prompt] * k

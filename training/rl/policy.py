@@ -50,15 +50,21 @@ def response_forward(
 ) -> tuple[Tensor, Tensor | None]:
     """Logits of the response positions divided by the temperature, and the values."""
     positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    width = input_ids.shape[1] - prompt_width  # R
     out = lm(
         input_ids=input_ids,
         attention_mask=attention_mask,
         position_ids=positions,
         use_cache=False,
         output_hidden_states=value_head is not None,
+        # the LM head only over positions P - 1 .. P + R - 1, not the prompt's: a (B, R + 1, V)
+        # logits tensor instead of (B, P + R, V), the largest of the step at a 49k vocabulary
+        logits_to_keep=width + 1,
     )
     span = slice(prompt_width - 1, input_ids.shape[1] - 1)
-    logits = out.logits[:, span].float() / temperature  # (B, R, V)
+    logits = out.logits[:, :width].float()  # (B, R, V): positions P - 1 .. P + R - 2
+    if temperature != 1.0:
+        logits = logits / temperature
     values = None
     if value_head is not None:
         hidden = out.hidden_states[-1][:, span]  # (B, R, H)

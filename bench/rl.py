@@ -209,15 +209,19 @@ def run_ours(method: str, work: Path, s: dict, evaluate: bool) -> dict:
     evals = prompts_of(s["eval_prompts"], offset=s["prompts"]) if evaluate else []
     steps: list[dict] = []
 
+    training_peak = [0.0]
+
     def progress(p: Any) -> None:
         clock.step_end()
         steps.append(dict(p.metrics))
+        training_peak[0] = peak_memory_mb()  # before the artifact is written (TRL saves none)
 
     result = module.run(config, train, evals, reward_model=REWARD, progress=progress)
     history = [h for h in result.history if "objective/scores" in h]
     passes = config.ppo_epochs
     out = {
         **clock.figures(passes),
+        "train_peak_mb": training_peak[0],
         "rewards": [h["objective/scores"] for h in history],
         "kl": [h["objective/kl"] for h in history],
         "mean_length": [h["completions/mean_length"] for h in history],
@@ -353,7 +357,8 @@ def cell(method: str, impl: str, work: Path, s: dict) -> dict | None:
     r = json.loads(lines[-1][len("RESULT ") :])
     print(
         f"  {method}/{impl} beta={s['beta']}: {time.perf_counter() - t0:.0f}s, "
-        f"load {r['load']:.1f}, rewards {[round(x, 3) for x in r['rewards']]}",
+        f"load {r['load']:.1f}, rewards {[round(x, 3) for x in r['rewards']]}, "
+        f"peak {r['peak_mb']:.0f} MB ({r.get('train_peak_mb', r['peak_mb']):.0f} MB before saving)",
         flush=True,
     )
     return r

@@ -91,11 +91,13 @@ def test_two_process_ddp_equals_one_process(lm, tmp_path) -> None:
                                rollout_batch_size=4))  # fmt: skip
     script = tmp_path / "run_ppo.py"
     script.write_text(
-        "import json, sys\n"
+        "import json, os, sys\n"
         "from training.rl import ppo\n"
         "from training.rl.config import PPOConfig\n"
         "r = ppo.run(PPOConfig(**json.loads(sys.argv[1])))\n"
-        "print(json.dumps(r.history) if r.history else '')\n"
+        # rank 0 only: two ranks writing one pipe can interleave their lines
+        "if os.environ.get('RANK', '0') == '0':\n"
+        "    print(json.dumps(r.history), flush=True)\n"
     )
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -43,6 +43,12 @@ class Role(models.TextChoices):
     ADMIN = "admin", "Admin"
 
 
+class AITraining(models.TextChoices):
+    HUMAN = "human", "Human judgments only"
+    AI = "ai", "AI judgments only"
+    BOTH = "both", "Human and AI judgments"
+
+
 class Project(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
@@ -68,6 +74,15 @@ class Project(models.Model):
         default=default_trainers,
         help_text="Subset of the trainers in training/contract/trainers.py.",
     )
+    # Which labels train (docs/ai-feedback.md): human judgments only (the default: the records
+    # of a human-only project), AI judgments only, or both with AI pairs weighted ``ai_weight``.
+    ai_training = models.CharField(
+        max_length=8, choices=AITraining.choices, default=AITraining.HUMAN
+    )
+    ai_weight = models.FloatField(default=0.5, help_text="Weight of an AI pair (0..1) in 'both'.")
+    ai_min_confidence = models.FloatField(
+        default=0.0, help_text="AI judgments below this confidence are left out (0 or 0.5..1)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -77,6 +92,17 @@ class Project(models.Model):
                 condition=Q(gold_rate__gte=0) & Q(gold_rate__lte=1), name="project_gold_rate_0_1"
             ),
             models.CheckConstraint(condition=Q(ranking_size__gte=2), name="project_ranking_size"),
+            models.CheckConstraint(
+                condition=Q(ai_training__in=["human", "ai", "both"]), name="project_ai_training"
+            ),
+            models.CheckConstraint(
+                condition=Q(ai_weight__gte=0) & Q(ai_weight__lte=1), name="project_ai_weight_0_1"
+            ),
+            models.CheckConstraint(
+                condition=Q(ai_min_confidence=0)
+                | (Q(ai_min_confidence__gte=0.5) & Q(ai_min_confidence__lte=1)),
+                name="project_ai_min_confidence",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -255,6 +281,9 @@ class Origin(models.TextChoices):
     IMPORTED = "imported", "Imported"
     HUMAN = "human", "Human-written"
     MODEL = "model", "Model-generated"
+    # A Constitutional-AI revised answer: ``parent`` is the original, ``generation_params`` holds
+    # {"critique": ..., "principle": ...}.
+    REVISION = "revision", "AI revision"
 
 
 class Response(models.Model):
@@ -586,3 +615,162 @@ class ImportJob(models.Model):
 
     def __str__(self) -> str:
         return f"import {self.pk} ({self.status})"
+
+
+# --- AI feedback (docs/ai-feedback.md) -------------------------------------------------------
+# AI verdicts live in their own table, never in ``Judgment``: no human query (assignment, overlap,
+# slots, human agreement, rater pages) can include them by accident.
+
+
+class Constitution(models.Model):
+    """A project's principles at one version. Immutable: an edit is a new row with version + 1.
+
+    The current constitution is the project's highest version (none before the first edit).
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="constitutions")
+    version = models.PositiveIntegerField()
+    principles = models.JSONField(help_text="Ordered list of 1..50 principles (1..500 chars).")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "version"], name="constitution_version"),
+            models.CheckConstraint(condition=Q(version__gte=1), name="constitution_version_1"),
+        ]
+
+    def __str__(self) -> str:
+        return f"constitution v{self.version} of project {self.project_id}"
+
+
+class AIMethod(models.TextChoices):
+    REWARD_MODEL = "reward_model", "Reward model"
+    LLM_JUDGE = "llm_judge", "LLM judge"
+    CAI = "cai", "Constitutional AI (critique and revise)"
+
+
+class AIPassStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class AIPass(models.Model):
+    """One AI labeling pass over a set of pairwise tasks (or one CAI batch over prompts)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="ai_passes")
+    method = models.CharField(max_length=16, choices=AIMethod.choices)
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="ai_passes"
+    )
+    model_path = models.CharField(max_length=500, blank=True, help_text="Local model folder.")
+    constitution = models.ForeignKey(
+        Constitution, null=True, blank=True, on_delete=models.PROTECT, related_name="ai_passes"
+    )
+    principle_indexes = models.JSONField(
+        default=list, blank=True, help_text="Principles judged (empty: all of the constitution)."
+    )
+    queue = models.CharField(max_length=8, default="cpu")
+    task_ids = models.JSONField(
+        default=list, blank=True, help_text="Pairwise tasks (cai: prompts)."
+    )
+    status = models.CharField(
+        max_length=16, choices=AIPassStatus.choices, default=AIPassStatus.QUEUED
+    )
+    progress = models.FloatField(default=0.0)
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    stats = models.JSONField(
+        default=dict, blank=True, help_text="{pairs, inconsistent, flip_rate, tokens, seconds}"
+    )
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "-id"], name="aipass_project_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(progress__gte=0) & Q(progress__lte=1), name="aipass_progress_0_1"
+            ),
+            models.CheckConstraint(condition=Q(queue__in=["cpu", "gpu"]), name="aipass_queue"),
+            models.CheckConstraint(
+                condition=Q(done__lte=F("total")), name="aipass_done_within_total"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"AI pass {self.pk} ({self.method}, {self.status})"
+
+
+class AIJudgment(models.Model):
+    """One AI verdict on one pairwise task under one principle, judged in both orders.
+
+    ``chosen_response``/``rejected_response`` are NULL when the two orders disagree
+    (``consistent`` false): an inconsistent pair is recorded as such, never as a choice.
+    """
+
+    ai_pass = models.ForeignKey(AIPass, on_delete=models.CASCADE, related_name="judgments")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="ai_judgments")
+    task = models.ForeignKey(
+        Task, null=True, blank=True, on_delete=models.CASCADE, related_name="ai_judgments"
+    )
+    method = models.CharField(max_length=16, choices=AIMethod.choices)
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    model_name = models.CharField(max_length=500, help_text="Path or version name: what judged.")
+    constitution = models.ForeignKey(
+        Constitution, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    principle_index = models.SmallIntegerField(null=True, blank=True)
+    principle = models.TextField(blank=True, help_text="The text used (survives later edits).")
+    template_hash = models.CharField(max_length=64, blank=True)
+    chosen_response = models.ForeignKey(
+        Response, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    rejected_response = models.ForeignKey(
+        Response, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    consistent = models.BooleanField()
+    confidence = models.FloatField(null=True, blank=True)
+    p_first_order = models.FloatField(null=True, blank=True)
+    p_second_order = models.FloatField(null=True, blank=True)
+    critique = models.TextField(blank=True)
+    tokens = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # One verdict per (pass, task, principle): a retried pass skips what is stored. Two
+            # partial indexes, so a reward-model verdict (no principle: NULL) is unique per task
+            # too, on every database (NULLS NOT DISTINCT needs PostgreSQL 15).
+            models.UniqueConstraint(
+                fields=["ai_pass", "task", "principle_index"],
+                condition=Q(task__isnull=False, principle_index__isnull=False),
+                name="aijudgment_unique_per_pass_task_principle",
+            ),
+            models.UniqueConstraint(
+                fields=["ai_pass", "task"],
+                condition=Q(task__isnull=False, principle_index__isnull=True),
+                name="aijudgment_unique_per_pass_task_no_principle",
+            ),
+            models.CheckConstraint(
+                condition=Q(confidence__isnull=True)
+                | (Q(confidence__gte=0.5) & Q(confidence__lte=1)),
+                name="aijudgment_confidence_range",
+            ),
+        ]
+        indexes = [models.Index(fields=["project", "id"], name="aijudgment_project_idx")]
+
+    def __str__(self) -> str:
+        return f"AI judgment {self.pk} (task {self.task_id}, {self.method})"

@@ -159,10 +159,24 @@ class RewardConfig(TrainConfig):
     use_margin: bool = opt(False, "Subtract the rater's margin inside the sigmoid (Llama 2).")
     center_rewards_coef: float = opt(0.0, "Weight of the reward-centering term (0 = off).")
     freeze_backbone: bool = opt(False, "Train only the pooler and scalar head (a probe).")
+    length_debias: str = opt(
+        "none",
+        "'none', or 'odin': a second head trained to absorb response length and a quality head "
+        "kept uncorrelated with it (Chen et al. 2024); only the quality head is saved and scores.",
+    )
+    odin_correlation_coef: float = opt(
+        1.0, "ODIN: weight of |corr(quality, length)| - corr(length head, length)."
+    )
+    odin_orthogonal_coef: float = opt(
+        1.0, "ODIN: weight of the heads' orthogonality term |cos(w_quality, w_length)|."
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _check(self.center_rewards_coef >= 0, "center_rewards_coef", "must be >= 0")
+        _check(self.length_debias in ("none", "odin"), "length_debias", "must be 'none' or 'odin'")
+        _check(self.odin_correlation_coef >= 0, "odin_correlation_coef", "must be >= 0")
+        _check(self.odin_orthogonal_coef >= 0, "odin_orthogonal_coef", "must be >= 0")
 
 
 @dataclass(frozen=True)

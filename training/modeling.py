@@ -76,13 +76,21 @@ def load_causal_lm(path: str, device: torch.device) -> Any:
     return model.to(device)
 
 
-def load_reward_model(path: str, device: torch.device, pad_token_id: int | None) -> Any:
-    """A sequence classifier with one output (the reward); a fresh head on a plain backbone."""
+def load_reward_model(
+    path: str, device: torch.device, pad_token_id: int | None, num_labels: int = 1
+) -> Any:
+    """A sequence classifier with one output (the reward); a fresh head on a plain backbone.
+    ``num_labels=2`` gives ODIN's quality and length heads (:mod:`training.odin`)."""
     from transformers import AutoModelForSequenceClassification
 
     check_safe_weights(path)
     model = AutoModelForSequenceClassification.from_pretrained(
-        path, num_labels=1, use_safetensors=True, dtype=torch.float32
+        path,
+        num_labels=num_labels,
+        use_safetensors=True,
+        dtype=torch.float32,
+        # a one-output reward model as the start of a two-head one: its head is fitted afresh
+        ignore_mismatched_sizes=num_labels != 1,
     )
     if model.config.pad_token_id is None:
         model.config.pad_token_id = pad_token_id

@@ -1,0 +1,455 @@
+"""How far an AI rater agrees with the humans, before anyone trains on it (docs/ai-feedback.md).
+
+On the pairwise tasks that both humans and an AI source judged. Human votes are the eligible
+judgments (:func:`annotation.selectors.eligible_judgments`: current, not gold, rater not excluded)
+whose choice is A or B; ties and both-bad say nothing about which response is better and are left
+out, as are AI verdicts whose two orders disagreed (inconsistent: counted, never a choice). Each
+vote is coded by the task's own response order: 0 = the task's first response wins, 1 = the
+second (so a position bias shows in the marginals, which Cohen's kappa accounts for).
+
+The figures, for every AI pass (one source: a method and a model), per principle and overall
+(all the pass's principles pooled; the intervals resample tasks, so a task judged under several
+principles stays one unit):
+
+- **AI·human** (the headline): every (AI verdict, human vote) pair on a task counts once; percent
+  = share of pairs that agree, Cohen's kappa on their pooled 2x2 table (AI as one rater, "a
+  human" as the other). Why each human and not the majority: the ceiling below is agreement
+  between *two single raters*, so this is the same unit and reads directly as "the AI as one
+  more rater": AI·human near human·human means the AI agrees with a human about as well as
+  the humans agree with each other.
+- **AI·majority**: the AI against the task's strict human majority (tasks whose A/B votes tie
+  have none and are left out). A majority is less noisy than one human, so this can exceed the
+  pairwise ceiling; it is the reference the calibration uses.
+- **ceiling**: human·human agreement on the same tasks (those with a consistent AI verdict and
+  at least two human votes): every ordered pair of two different raters' votes counts, so the
+  pooled table is symmetric and its Cohen's kappa is Scott's pi (Fleiss' kappa for two raters);
+  beside it the AI·human figures on exactly those tasks and the kappa gap (AI minus human).
+- **calibration**: consistent AI verdicts with a confidence, on tasks with a human majority, in
+  confidence bins [0.5, 0.6) ... [0.9, 1.0]: the share agreeing with the majority per bin (Wilson
+  interval), the Brier score mean((confidence - agrees)^2) and the expected calibration error
+  sum_b n_b / n |share_b - mean confidence_b|.
+- **flip rate**: inconsistent / judged over all the source's verdicts, with how many inconsistent
+  verdicts fell on human-judged tasks (excluded from the agreement).
+
+Point estimates: percent from the pooled table, kappa from ``statsmodels``; 95% percentile
+intervals from ``scipy.stats.bootstrap`` resampling tasks (seeded), over the finite replicates
+(a resample where every vote is one category has no kappa). The computation reads plain rows
+(:class:`HumanVote`, :class:`AIVote`), so it is tested without a database; :func:`ai_agreement`
+reads them from the database. AI verdicts never enter the human agreement figures
+(:mod:`annotation.insight.quality`): they live in their own table and only this module reads them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from annotation.insight.tables import num
+from annotation.metrics.bootstrap import DEFAULT_RESAMPLES, percentile_interval
+from annotation.models import AIJudgment, AIPass, PairwiseChoice, TaskKind, TaskResponse
+from annotation.selectors import eligible_judgments
+
+BIN_EDGES = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+MIN_BOOT_TASKS = 2  # scipy's bootstrap needs two observations
+
+
+class HumanVote(NamedTuple):
+    task_id: int
+    rater_id: int
+    code: int  # 0: the task's first response preferred, 1: the second
+
+
+class AIVote(NamedTuple):
+    ai_pass_id: int
+    task_id: int
+    principle_index: int | None
+    principle: str
+    code: int | None  # None: inconsistent across the two orders
+    confidence: float | None
+
+
+# -- tables and statistics ---------------------------------------------------------------------
+
+# Per-task features, each a 2x2 table flattened (row = first rater's code, column = second's):
+AI_HUMAN, AI_MAJORITY, HUMAN_HUMAN, AI_CEILING = (
+    slice(0, 4),
+    slice(4, 8),
+    slice(8, 12),
+    slice(12, 16),
+)
+N_FEATURES = 16
+
+
+def _kappa(tables: np.ndarray) -> np.ndarray:
+    """Cohen's kappa of 2x2 tables flattened to (..., 4): (po - pe) / (1 - pe)."""
+    t = tables.reshape(*tables.shape[:-1], 2, 2)
+    n = t.sum((-1, -2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p_o = (t[..., 0, 0] + t[..., 1, 1]) / n
+        p_e = (t.sum(-1) * t.sum(-2)).sum(-1) / n**2
+        return (p_o - p_e) / (1 - p_e)
+
+
+def _percent(tables: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (tables[..., 0] + tables[..., 3]) / tables.sum(-1)
+
+
+def _statistics(sums: np.ndarray) -> np.ndarray:
+    """(..., N_FEATURES) summed features -> (9, ...) statistics, in :data:`STAT_NAMES` order."""
+    ceiling_kappa, ai_kappa = _kappa(sums[..., HUMAN_HUMAN]), _kappa(sums[..., AI_CEILING])
+    return np.stack(
+        [
+            _percent(sums[..., AI_HUMAN]),
+            _kappa(sums[..., AI_HUMAN]),
+            _percent(sums[..., AI_MAJORITY]),
+            _kappa(sums[..., AI_MAJORITY]),
+            _percent(sums[..., HUMAN_HUMAN]),
+            ceiling_kappa,
+            _percent(sums[..., AI_CEILING]),
+            ai_kappa,
+            ai_kappa - ceiling_kappa,
+        ]
+    )
+
+
+STAT_NAMES = (
+    "ai_human_percent",
+    "ai_human_kappa",
+    "ai_majority_percent",
+    "ai_majority_kappa",
+    "ceiling_human_percent",
+    "ceiling_human_kappa",
+    "ceiling_ai_percent",
+    "ceiling_ai_kappa",
+    "ceiling_kappa_gap",
+)
+
+
+def _library_kappa(table: np.ndarray) -> float | None:
+    """statsmodels' Cohen's kappa of one flattened 2x2 table (None when undefined)."""
+    if table.sum() == 0:
+        return None
+    from statsmodels.stats import inter_rater  # heavy: imported where used
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = float(inter_rater.cohens_kappa(table.reshape(2, 2).astype(float)).kappa)
+    return value if np.isfinite(value) else None
+
+
+def strict_majority(codes: Sequence[int]) -> int | None:
+    """The code most of ``codes`` share, None on a tie (or no votes)."""
+    top = Counter(codes).most_common(2)
+    if not top or (len(top) == 2 and top[0][1] == top[1][1]):
+        return None
+    return top[0][0]
+
+
+def task_features(ai_codes: Sequence[int], human_codes: Sequence[int]) -> np.ndarray:
+    """The (N_FEATURES,) counts one task contributes (see the module docstring)."""
+    f = np.zeros(N_FEATURES)
+    h = np.bincount(np.asarray(human_codes, dtype=int), minlength=2).astype(float)
+    a = np.bincount(np.asarray(ai_codes, dtype=int), minlength=2).astype(float)
+    f[AI_HUMAN] = np.outer(a, h).ravel()
+    majority = strict_majority(human_codes)
+    if majority is not None:
+        f[AI_MAJORITY.start + 0 * 2 + majority] = a[0]
+        f[AI_MAJORITY.start + 1 * 2 + majority] = a[1]
+    if h.sum() >= 2:
+        pairs = np.outer(h, h) - np.diag(h)  # ordered pairs of two different votes
+        f[HUMAN_HUMAN] = pairs.ravel()
+        f[AI_CEILING] = f[AI_HUMAN]
+    return f
+
+
+def _bootstrap(features: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """(9, n_boot) replicates of :func:`_statistics`, resampling the rows (tasks) of features."""
+    from scipy.stats import DegenerateDataWarning, bootstrap  # heavy: imported where used
+
+    n = features.shape[0]
+
+    def statistic(idx: np.ndarray, axis: int = -1) -> np.ndarray:
+        return _statistics(features[idx.astype(int)].sum(axis=-2))
+
+    batch = max(1, min(n_boot, 4_000_000 // max(1, n * N_FEATURES)))  # bounds memory
+    # A resample where every vote is one category has no kappa (nan): scipy warns, and the
+    # interval below is taken over the finite replicates instead.
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateDataWarning)
+        res = bootstrap(
+            (np.arange(n),),
+            statistic,
+            vectorized=True,
+            n_resamples=n_boot,
+            batch=batch,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
+    return np.asarray(res.bootstrap_distribution)
+
+
+def _estimate(value: Any, replicates: np.ndarray | None) -> dict[str, Any]:
+    low, high = percentile_interval(replicates) if replicates is not None else (None, None)
+    return {"value": num(value), "low": num(low), "high": num(high)}
+
+
+def calibration(pairs: Iterable[tuple[float, bool]]) -> dict[str, Any]:
+    """(confidence, agrees with the human majority) -> bins, Brier score and ECE."""
+    from annotation.metrics.proportions import proportion
+
+    rows = [(float(c), bool(y)) for c, y in pairs]
+    conf = np.array([c for c, _ in rows])
+    agree = np.array([y for _, y in rows], dtype=float)
+    bins = []
+    ece = 0.0
+    for i, (lo, hi) in enumerate(itertools.pairwise(BIN_EDGES)):
+        last = i == len(BIN_EDGES) - 2
+        sel = (conf >= lo) & ((conf <= hi) if last else (conf < hi))
+        n = int(sel.sum())
+        p = proportion(int(agree[sel].sum()), n, test=False)
+        mean_conf = float(conf[sel].mean()) if n else None
+        if n:
+            ece += n / len(rows) * abs(float(agree[sel].mean()) - float(conf[sel].mean()))
+        bins.append(
+            {
+                "low": lo,
+                "high": hi,
+                "n": n,
+                "mean_confidence": num(mean_conf),
+                "agree": num(p.share),
+                "agree_low": num(p.low),
+                "agree_high": num(p.high),
+            }
+        )
+    return {
+        "n": len(rows),
+        "bins": bins,
+        "brier": num(float(((conf - agree) ** 2).mean())) if rows else None,
+        "ece": num(ece) if rows else None,
+    }
+
+
+def group_agreement(
+    ai: Sequence[AIVote],
+    humans: Mapping[int, Sequence[int]],
+    *,
+    n_boot: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The figures of one group of AI verdicts (one pass, one principle or all) against the human
+    codes by task (``humans[task_id]``: the codes of that task's eligible A/B votes)."""
+    by_task: dict[int, list[int]] = defaultdict(list)
+    calib: list[tuple[float, bool]] = []
+    inconsistent = excluded = 0
+    for v in ai:
+        human = humans.get(v.task_id, ())
+        if v.code is None:
+            inconsistent += 1
+            excluded += bool(human)
+            continue
+        if not human:
+            continue
+        by_task[v.task_id].append(v.code)
+        majority = strict_majority(human)
+        if majority is not None and v.confidence is not None:
+            calib.append((v.confidence, v.code == majority))
+    tasks = sorted(by_task)
+    features = (
+        np.stack([task_features(by_task[t], humans[t]) for t in tasks])
+        if tasks
+        else np.zeros((0, N_FEATURES))
+    )
+    sums = features.sum(0)
+    points = dict(zip(STAT_NAMES, _statistics(sums), strict=True))
+    # The kappas' point estimates from the library (the vectorized formula is for resampling).
+    for name, part in (
+        ("ai_human_kappa", AI_HUMAN),
+        ("ai_majority_kappa", AI_MAJORITY),
+        ("ceiling_human_kappa", HUMAN_HUMAN),
+        ("ceiling_ai_kappa", AI_CEILING),
+    ):
+        points[name] = _library_kappa(sums[part])
+    if points["ceiling_human_kappa"] is not None and points["ceiling_ai_kappa"] is not None:
+        points["ceiling_kappa_gap"] = points["ceiling_ai_kappa"] - points["ceiling_human_kappa"]
+    else:
+        points["ceiling_kappa_gap"] = None
+    reps = _bootstrap(features, n_boot, seed) if len(tasks) >= MIN_BOOT_TASKS else None
+    est = {
+        name: _estimate(points[name], reps[i] if reps is not None else None)
+        for i, name in enumerate(STAT_NAMES)
+    }
+    ceiling_tasks = int((features[:, HUMAN_HUMAN].sum(1) > 0).sum()) if tasks else 0
+    return {
+        "judged": len(ai),
+        "inconsistent": inconsistent,
+        "flip_rate": num(inconsistent / len(ai)) if ai else None,
+        "excluded_inconsistent": excluded,
+        "tasks": len(tasks),
+        "ai_human": {
+            "percent": est["ai_human_percent"],
+            "kappa": est["ai_human_kappa"],
+            "pairs": int(sums[AI_HUMAN].sum()),
+        },
+        "ai_majority": {
+            "percent": est["ai_majority_percent"],
+            "kappa": est["ai_majority_kappa"],
+            "pairs": int(sums[AI_MAJORITY].sum()),
+            "tasks": int((features[:, AI_MAJORITY].sum(1) > 0).sum()) if tasks else 0,
+        },
+        "ceiling": {
+            "tasks": ceiling_tasks,
+            "human_pairs": int(sums[HUMAN_HUMAN].sum()) // 2,
+            "human": {
+                "percent": est["ceiling_human_percent"],
+                "kappa": est["ceiling_human_kappa"],
+            },
+            "ai": {"percent": est["ceiling_ai_percent"], "kappa": est["ceiling_ai_kappa"]},
+            "kappa_gap": est["ceiling_kappa_gap"],
+        },
+        "calibration": calibration(calib),
+    }
+
+
+def pass_agreement(
+    ai: Sequence[AIVote],
+    humans: Mapping[int, Sequence[int]],
+    *,
+    n_boot: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """One pass's figures: overall (every principle pooled) and per principle, in index order."""
+    by_principle: dict[int | None, list[AIVote]] = defaultdict(list)
+    for v in ai:
+        by_principle[v.principle_index].append(v)
+    principles = []
+    for index in sorted(by_principle, key=lambda i: -1 if i is None else i):
+        votes = by_principle[index]
+        principles.append(
+            {
+                "index": index,
+                "principle": votes[0].principle,
+                **group_agreement(votes, humans, n_boot=n_boot, seed=seed),
+            }
+        )
+    return {
+        "overall": group_agreement(ai, humans, n_boot=n_boot, seed=seed),
+        "principles": principles,
+    }
+
+
+def humans_by_task(votes: Iterable[HumanVote]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = defaultdict(list)
+    for v in votes:
+        out[v.task_id].append(v.code)
+    return dict(out)
+
+
+# -- the database reader -----------------------------------------------------------------------
+
+
+def read_votes(
+    project_id: int, ai_pass_id: int | None = None
+) -> tuple[list[AIVote], list[HumanVote]]:
+    """The AI verdicts (of one pass, or all) and the eligible human A/B votes on their tasks,
+    both coded by the task's own response order."""
+    ai_rows = AIJudgment.objects.filter(project_id=project_id, task__isnull=False)
+    if ai_pass_id is not None:
+        ai_rows = ai_rows.filter(ai_pass_id=ai_pass_id)
+    raw = list(
+        ai_rows.order_by("id").values_list(
+            "ai_pass_id",
+            "task_id",
+            "principle_index",
+            "principle",
+            "chosen_response_id",
+            "consistent",
+            "confidence",
+        )
+    )
+    task_ids = {r[1] for r in raw}
+    first = dict(
+        TaskResponse.objects.filter(task_id__in=task_ids, position=0).values_list(
+            "task_id", "response_id"
+        )
+    )
+    ai = [
+        AIVote(
+            pass_id,
+            task_id,
+            index,
+            principle,
+            (0 if chosen == first.get(task_id) else 1) if consistent and chosen else None,
+            confidence if consistent else None,
+        )
+        for pass_id, task_id, index, principle, chosen, consistent, confidence in raw
+    ]
+    judgments = (
+        eligible_judgments(project_id=project_id)
+        .filter(
+            kind=TaskKind.PAIRWISE,
+            choice__in=[PairwiseChoice.A, PairwiseChoice.B],
+            preferred_response__isnull=False,
+            task_id__in=task_ids,
+        )
+        .order_by("task_id", "id")
+        .values_list("task_id", "rater_id", "preferred_response_id")
+    )
+    humans = [
+        HumanVote(task_id, rater_id, 0 if preferred == first.get(task_id) else 1)
+        for task_id, rater_id, preferred in judgments
+    ]
+    return ai, humans
+
+
+def ai_agreement(
+    project_id: int,
+    *,
+    ai_pass_id: int | None = None,
+    principles: bool = True,
+    n_boot: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Every AI pass of the project (or one) with its agreement figures, newest pass first.
+
+    ``principles=False`` leaves out the per-principle groups (the dashboard's card)."""
+    passes = (
+        AIPass.objects.filter(project_id=project_id).select_related("model_version").order_by("-id")
+    )
+    if ai_pass_id is not None:
+        passes = passes.filter(id=ai_pass_id)
+    ai, human_votes = read_votes(project_id, ai_pass_id)
+    humans = humans_by_task(human_votes)
+    by_pass: dict[int, list[AIVote]] = defaultdict(list)
+    for v in ai:
+        by_pass[v.ai_pass_id].append(v)
+    out = []
+    for p in passes:
+        votes = by_pass.get(p.id, [])
+        figures = (
+            pass_agreement(votes, humans, n_boot=n_boot, seed=seed)
+            if principles
+            else {"overall": group_agreement(votes, humans, n_boot=n_boot, seed=seed)}
+        )
+        out.append(
+            {
+                "id": p.id,
+                "method": p.method,
+                "model": p.model_path or (p.model_version.name if p.model_version else ""),
+                "status": p.status,
+                "created_at": p.created_at.isoformat(),
+                **figures,
+            }
+        )
+    return {
+        "project": project_id,
+        "passes": out,
+        "human_tasks": len(humans),
+        "n_boot": n_boot,
+        "seed": seed,
+        "interval": "95% percentile bootstrap over tasks",
+    }

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from annotation.api import insight
+from annotation.api import ai_agreement, insight
 
 urlpatterns = [
     path("projects/<int:project_id>/insight/", insight.InsightApi.as_view(), name="api-insight"),
@@ -20,6 +20,11 @@ urlpatterns = [
         "projects/<int:project_id>/raters/<int:rater_id>/exclusion/",
         insight.RaterExclusionApi.as_view(),
         name="api-rater-exclusion",
+    ),
+    path(
+        "projects/<int:project_id>/ai-agreement/",
+        ai_agreement.AIAgreementApi.as_view(),
+        name="api-ai-agreement",
     ),
     path("projects/<int:project_id>/exports/", insight.ExportApi.as_view(), name="api-export"),
     path(

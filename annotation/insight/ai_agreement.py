@@ -41,7 +41,9 @@ reads them from the database. AI verdicts never enter the human agreement figure
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -49,6 +51,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from annotation.errors import NotFound, ValidationFailed
 from annotation.insight.tables import num
 from annotation.metrics.bootstrap import DEFAULT_RESAMPLES, percentile_interval
 from annotation.models import AIJudgment, AIPass, PairwiseChoice, TaskKind, TaskResponse
@@ -453,3 +456,48 @@ def ai_agreement(
         "seed": seed,
         "interval": "95% percentile bootstrap over tasks",
     }
+
+
+CACHE_SECONDS = 24 * 3600
+
+
+def ai_pass_option(project_id: int, value: Any) -> int | None:
+    """The ``ai_pass`` query parameter: empty, or the id of one of the project's AI passes."""
+    if value in (None, ""):
+        return None
+    try:
+        ai_pass_id = int(value)
+    except (TypeError, ValueError):
+        raise ValidationFailed(
+            f"ai_pass must be the id of an AI pass, got {value!r}.", field="ai_pass"
+        ) from None
+    if not AIPass.objects.filter(project_id=project_id, id=ai_pass_id).exists():
+        raise NotFound(f"This project has no AI pass {ai_pass_id}.")
+    return ai_pass_id
+
+
+def ai_agreement_cached(
+    project_id: int, *, ai_pass_id: int | None = None, principles: bool = True
+) -> dict[str, Any]:
+    """:func:`ai_agreement`, cached until a human vote, an exclusion or an AI verdict changes
+    (the dashboard's fingerprint plus the AI table's newest row and count)."""
+    from django.core.cache import cache
+    from django.db.models import Count, Max
+
+    from annotation.insight.dashboard import fingerprint
+
+    ai = AIJudgment.objects.filter(project_id=project_id).aggregate(m=Max("id"), n=Count("id"))
+    passes = AIPass.objects.filter(project_id=project_id).aggregate(m=Max("id"))
+    key = "ai-agreement:v1:{}:{}:{}:{}".format(
+        project_id,
+        ai_pass_id,
+        int(principles),
+        hashlib.sha256(
+            json.dumps([fingerprint(project_id), ai, passes], default=str).encode()
+        ).hexdigest(),
+    )
+    out = cache.get(key)
+    if out is None:
+        out = ai_agreement(project_id, ai_pass_id=ai_pass_id, principles=principles)
+        cache.set(key, out, CACHE_SECONDS)
+    return out

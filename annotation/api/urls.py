@@ -63,4 +63,5 @@ urlpatterns = [
     path("judgments/<int:judgment_id>/revise/", labeling.ReviseApi.as_view(), name="api-revise"),
     path("", include("annotation.api.insight_urls")),
     path("", include("annotation.api.loop_urls")),
+    path("", include("annotation.api.ai_feedback_urls")),
 ]

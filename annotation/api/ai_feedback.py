@@ -1,0 +1,185 @@
+"""AI feedback API: the project's constitution (versioned) and AI labeling passes.
+
+    GET  /api/projects/<id>/constitution/            the current version (members)
+    PUT  /api/projects/<id>/constitution/            save principles: version + 1 (managers)
+    GET  /api/projects/<id>/constitution/versions/   every version, newest first (members)
+    GET  /api/projects/<id>/ai-passes/               passes, newest first (managers)
+    POST /api/projects/<id>/ai-passes/               start a pass (managers): 202
+    GET  /api/projects/<id>/ai-passes/<pass_id>/     one pass: progress, stats, cost (managers)
+
+The views are thin: validation and writes live in ``annotation/services/constitutions.py`` and
+``annotation/services/ai_passes.py``; errors are the usual ``{"error": ..., "field": ...}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation.api.pagination import paginate
+from annotation.api.scoping import scoped_manager_project, scoped_project
+from annotation.errors import ValidationFailed
+from annotation.models import AIPass, Constitution
+from annotation.services.ai_passes import ai_pass_get, ai_pass_start
+from annotation.services.constitutions import (
+    constitution_current,
+    constitution_save,
+    constitution_versions,
+)
+
+
+class ConstitutionOut(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.username", default=None)
+
+    class Meta:
+        model = Constitution
+        fields = ["version", "principles", "created_by", "created_at"]
+
+
+class AIPassOut(serializers.ModelSerializer):
+    constitution_version = serializers.IntegerField(source="constitution.version", default=None)
+    created_by = serializers.CharField(source="created_by.username", default=None)
+    tasks = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AIPass
+        fields = [
+            "id",
+            "method",
+            "model_version",
+            "model_path",
+            "constitution_version",
+            "principle_indexes",
+            "queue",
+            "tasks",
+            "status",
+            "progress",
+            "done",
+            "total",
+            "stats",
+            "error",
+            "attempts",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+    def get_tasks(self, obj: AIPass) -> int:
+        return len(obj.task_ids)
+
+
+def _object_body(request: Request, allowed: set[str]) -> dict[str, Any]:
+    data = request.data
+    if not isinstance(data, dict):
+        raise ValidationFailed("The body must be a JSON object.")
+    unknown = sorted(str(key)[:60] for key in data if key not in allowed)
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown field(s) {unknown}; known: {', '.join(sorted(allowed))}.", field=unknown[0]
+        )
+    return dict(data)
+
+
+EMPTY_CONSTITUTION: dict[str, Any] = {
+    "version": None,
+    "principles": [],
+    "created_by": None,
+    "created_at": None,
+}
+
+
+class ConstitutionApi(APIView):
+    class Input(serializers.Serializer):
+        principles = serializers.ListField(child=serializers.CharField(), min_length=1)
+
+    @extend_schema(
+        responses=ConstitutionOut,
+        summary="The current constitution (members)",
+        description="version null and no principles before the first save.",
+    )
+    def get(self, request: Request, project_id: int) -> Response:
+        project, _ = scoped_project(request, project_id)
+        current = constitution_current(project=project)
+        return Response(ConstitutionOut(current).data if current else EMPTY_CONSTITUTION)
+
+    @extend_schema(
+        request=Input,
+        responses=ConstitutionOut,
+        summary="Save the constitution (managers)",
+        description="1 to 50 principles, each non-blank and at most 500 characters (stripped). "
+        "A change makes version + 1; the same principles again return the current version.",
+    )
+    def put(self, request: Request, project_id: int) -> Response:
+        project = scoped_manager_project(request, project_id)
+        body = _object_body(request, {"principles"})
+        if "principles" not in body:
+            raise ValidationFailed("principles is required.", field="principles")
+        saved = constitution_save(project=project, principles=body["principles"], user=request.user)
+        return Response(ConstitutionOut(saved).data)
+
+
+class ConstitutionVersionsApi(APIView):
+    @extend_schema(responses=ConstitutionOut(many=True), summary="Constitution history (members)")
+    def get(self, request: Request, project_id: int) -> Response:
+        project, _ = scoped_project(request, project_id)
+        rows = constitution_versions(project=project).select_related("created_by")
+        return paginate(request, rows, ConstitutionOut)
+
+
+class AIPassListApi(APIView):
+    class Input(serializers.Serializer):
+        method = serializers.ChoiceField(choices=["reward_model", "llm_judge"])
+        model = serializers.CharField(required=False, allow_blank=True)
+        queue = serializers.ChoiceField(choices=["cpu", "gpu"], required=False)
+        task_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
+        limit = serializers.IntegerField(required=False, min_value=1)
+        principles = serializers.ListField(child=serializers.IntegerField(), required=False)
+
+    FIELDS = {"method", "model", "queue", "task_ids", "limit", "principles"}
+
+    @extend_schema(responses=AIPassOut(many=True), summary="AI labeling passes (managers)")
+    def get(self, request: Request, project_id: int) -> Response:
+        project = scoped_manager_project(request, project_id)
+        rows = AIPass.objects.filter(project=project).select_related("constitution", "created_by")
+        return paginate(request, rows.order_by("-id"), AIPassOut)
+
+    @extend_schema(
+        request=Input,
+        responses={202: AIPassOut},
+        summary="Start an AI labeling pass (managers)",
+        description="method reward_model (the active reward model) or llm_judge (model: a local "
+        "folder, default the installed SmolLM2-135M-Instruct; every principle of the current "
+        "constitution, or the indexes in principles). Tasks: every pairwise, non-gold task, or "
+        "task_ids; at most limit. queue cpu or gpu.",
+    )
+    def post(self, request: Request, project_id: int) -> Response:
+        project = scoped_manager_project(request, project_id)
+        body = _object_body(request, self.FIELDS)
+        if "method" not in body:
+            raise ValidationFailed(
+                "method is required (reward_model or llm_judge).", field="method"
+            )
+        ai_pass = ai_pass_start(
+            project=project,
+            user=request.user,
+            method=body["method"],
+            model=body.get("model", ""),
+            queue=body.get("queue", "cpu"),
+            task_ids=body.get("task_ids"),
+            limit=body.get("limit"),
+            principles=body.get("principles"),
+        )
+        return Response(AIPassOut(ai_pass).data, status=status.HTTP_202_ACCEPTED)
+
+
+class AIPassDetailApi(APIView):
+    @extend_schema(responses=AIPassOut, summary="One AI pass: progress, stats and cost (managers)")
+    def get(self, request: Request, project_id: int, pass_id: int) -> Response:
+        project = scoped_manager_project(request, project_id)
+        return Response(AIPassOut(ai_pass_get(project=project, pass_id=pass_id)).data)

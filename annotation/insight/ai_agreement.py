@@ -501,3 +501,13 @@ def ai_agreement_cached(
         out = ai_agreement(project_id, ai_pass_id=ai_pass_id, principles=principles)
         cache.set(key, out, CACHE_SECONDS)
     return out
+
+
+def dashboard_card(project_id: int) -> dict[str, Any] | None:
+    """The overview's one line: the newest AI pass that shares tasks with the humans (or the
+    newest pass when none does), overall figures only; None before the first pass."""
+    if not AIPass.objects.filter(project_id=project_id).exists():
+        return None
+    passes = ai_agreement_cached(project_id, principles=False)["passes"]
+    shown = next((p for p in passes if p["overall"]["tasks"]), passes[0])
+    return {"pass": shown, "overall": shown["overall"], "passes": len(passes)}

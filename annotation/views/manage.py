@@ -16,6 +16,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from annotation.errors import DomainError
+from annotation.insight.ai_agreement import dashboard_card
 from annotation.insight.columns import with_headers
 from annotation.insight.csvout import table_csv
 from annotation.insight.dashboard import dashboard_get
@@ -61,7 +62,19 @@ def overview(request: AuthedRequest, project_id: int) -> HttpResponse:
         data=data,
         charts=charts.overview_charts(data),
         tab="overview",
+        ai_card=dashboard_card(project.id),
+        ai_card_url=_ai_feedback_url(project.id),
     )
+
+
+def _ai_feedback_url(project_id: int) -> str:
+    """The AI feedback page, once its route exists (annotation/views/ai_feedback.py)."""
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        return reverse("manage-ai-feedback", args=[project_id])
+    except NoReverseMatch:
+        return ""
 
 
 @login_required

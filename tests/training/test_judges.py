@@ -70,3 +70,104 @@ def test_fake_judge_spec_and_unknown_method() -> None:
     with pytest.raises(ValueError, match="unknown judge method"):
         load_judge("oracle", "")
     assert len(load_judge("fake", "").template_hash) == 64
+
+
+# --- the LLM judge on a tiny random chat model ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_chat_lm(tmp_path_factory: pytest.TempPathFactory):
+    from training.tiny import write_tiny_causal_lm
+
+    return write_tiny_causal_lm(
+        tmp_path_factory.mktemp("judge") / "lm", chat_template=True, n_positions=1024
+    )
+
+
+PAIRS = [
+    PairToJudge("a", ({"role": "user", "content": "Name a fruit."},), "An apple.", "A rock."),
+    PairToJudge("b", "\n\nHuman: hi there\n\nAssistant:", "Hello! How can I help?", "no"),
+    PairToJudge("c", ({"role": "user", "content": "2+2?"},), "4", "It is four, of course."),
+]
+
+
+def _hand_p_shown_first(judge, pair: PairToJudge, swapped: bool, principle: str) -> float:
+    """P(shown first wins) from the model's own logits, one unpadded sequence at a time."""
+    import torch
+
+    from training.judges.templates import judge_message
+
+    a, b = (pair.second, pair.first) if swapped else (pair.first, pair.second)
+    message = judge_message(pair.prompt, a, b, principle=principle, guidelines="Be kind.")
+    text = judge.tokenizer.apply_chat_template(
+        [{"role": "user", "content": message}], tokenize=False, add_generation_prompt=True
+    )
+    ids = judge.tokenizer(text, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logits = judge.model(input_ids=torch.tensor([ids])).logits[0, -1]  # (V,)
+    logps = torch.log_softmax(logits, -1)
+    lp_a = logps[judge.tokenizer.convert_tokens_to_ids("A")].item()
+    lp_b = logps[judge.tokenizer.convert_tokens_to_ids("B")].item()
+    return math.exp(lp_a) / (math.exp(lp_a) + math.exp(lp_b))
+
+
+def test_llm_judge_reads_answer_token_logprobs_in_both_orders(tiny_chat_lm) -> None:
+    judge = load_judge("llm_judge", str(tiny_chat_lm), device="cpu", batch_size=2)
+    seen: list[list[int]] = []
+    original = judge.answer_logits
+    judge.answer_logits = lambda seqs: (seen.extend(seqs), original(seqs))[1]
+    verdicts = judge.judge(PAIRS, principle="Be helpful.", guidelines="Be kind.")
+    assert [v.key for v in verdicts] == ["a", "b", "c"]
+    assert len(seen) == 2 * len(PAIRS)  # every pair in both orders
+    for pair, v in zip(PAIRS, verdicts, strict=True):
+        p1 = _hand_p_shown_first(judge, pair, swapped=False, principle="Be helpful.")
+        p2 = 1 - _hand_p_shown_first(judge, pair, swapped=True, principle="Be helpful.")
+        assert v.p_first_order == pytest.approx(p1, abs=1e-5)
+        assert v.p_second_order == pytest.approx(p2, abs=1e-5)
+        assert v == combine(pair.key, v.p_first_order, v.p_second_order, v.tokens)
+        assert v.tokens > 0
+    assert sum(v.tokens for v in verdicts) == sum(len(s) for s in seen)
+    assert len(judge.template_hash) == 64
+    # the batch (left padding, sorted by length) changes nothing
+    alone = load_judge("llm_judge", str(tiny_chat_lm), device="cpu", batch_size=1)
+    again = alone.judge(PAIRS, principle="Be helpful.", guidelines="Be kind.")
+    for v, w in zip(verdicts, again, strict=True):
+        assert w.p_first_order == pytest.approx(v.p_first_order, abs=1e-5)
+        assert w.p_second_order == pytest.approx(v.p_second_order, abs=1e-5)
+
+
+def test_llm_judge_prompt_names_principle_and_swaps_responses() -> None:
+    from training.judges.templates import DEFAULT_PRINCIPLE, judge_message, template_hash
+
+    text = judge_message(PAIRS[0].prompt, "first one", "second one", principle="", guidelines="")
+    assert DEFAULT_PRINCIPLE in text
+    assert "Guidelines" not in text
+    assert text.index("first one") < text.index("second one")
+    assert text.endswith("A or B.")
+    assert "User: Name a fruit." in text
+    hh = judge_message(PAIRS[1].prompt, "x", "y", principle="Be brief.", guidelines="G")
+    assert "Principle: Be brief." in hh
+    assert "Guidelines:\nG" in hh
+    assert "Human: hi there" in hh
+    assert not hh.split("[Response A]")[0].rstrip().endswith("Assistant:")
+    assert template_hash() == template_hash()
+
+
+def test_reward_model_judge_is_order_free(tiny_rm) -> None:
+    from training.generate import score
+
+    judge = load_judge("reward_model", str(tiny_rm), device="cpu", batch_size=2)
+    assert judge.template_hash == ""
+    verdicts = judge.judge(PAIRS)
+    firsts = score(judge.model, judge.tokenizer, [(p.prompt, p.first) for p in PAIRS])
+    seconds = score(judge.model, judge.tokenizer, [(p.prompt, p.second) for p in PAIRS])
+    for v, r1, r2 in zip(verdicts, firsts, seconds, strict=True):
+        p = 1 / (1 + math.exp(-(r1 - r2)))
+        assert v.p_first_order == pytest.approx(p, abs=1e-5)
+        assert v.p_second_order == v.p_first_order
+        assert v.winner == (0 if r1 > r2 else 1)
+        assert v.confidence == pytest.approx(max(p, 1 - p), abs=1e-5)
+        assert v.tokens > 0
+    assert flip_rate(verdicts) == 0
+    with pytest.raises(ValueError, match="artifact path"):
+        load_judge("reward_model", "")

@@ -27,10 +27,13 @@ TASK_ROUTES = {
     "imports.run_job": {"queue": "cpu"},
     "leases.expire_stale": {"queue": "cpu"},
     "loop.run_cycle": {"queue": "gpu"},
+    # An AI labeling pass goes to the queue its starter chose (annotation/services/ai_passes.py).
+    "ai.run_pass.cpu": {"queue": "cpu"},
+    "ai.run_pass.gpu": {"queue": "gpu"},
 }
 
 # The task modules a worker imports at start (by name: config never imports workers).
-TASK_MODULES = ["workers.tasks"]
+TASK_MODULES = ["workers.tasks", "workers.ai_feedback"]
 
 app = Celery("prefloop", include=TASK_MODULES)
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -36,6 +36,8 @@ def setting_field(setting: Setting) -> serializers.Field:
     """The input field of one project setting (optional: a missing one keeps its value)."""
     if setting.kind is list:
         return serializers.ListField(child=serializers.CharField(), required=False)
+    if setting.kind is str and setting.choices:
+        return serializers.ChoiceField(choices=list(setting.choices), required=False)
     if setting.kind is str:
         return serializers.CharField(
             max_length=setting.max_length, required=False, allow_blank=True

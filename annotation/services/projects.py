@@ -26,6 +26,7 @@ class Setting:
     low: float | None = None
     high: float | None = None
     max_length: int | None = None  # str
+    choices: tuple[str, ...] = ()  # str: the allowed values (empty: any)
 
 
 # The one list of a project's editable settings (each a field of ``Project``): the API's input
@@ -49,11 +50,38 @@ PROJECT_SETTINGS: dict[str, Setting] = {
     "min_new_judgments": Setting(int, 1),
     "min_interval_minutes": Setting(int, 0),
     "trainers": Setting(list),
+    # Which labels train (docs/ai-feedback.md, "Agreement and mixing").
+    "ai_training": Setting(str, max_length=8, choices=("human", "ai", "both")),
+    "ai_weight": Setting(float, 0, 1),
+    "ai_min_confidence": Setting(float, 0, 1),  # and 0 or >= 0.5: checked below
 }
 EDITABLE_FIELDS = frozenset({"name", *PROJECT_SETTINGS})
 
 
 def _check_settings(values: dict[str, Any]) -> None:
+    for name, setting in PROJECT_SETTINGS.items():
+        if setting.choices and name in values and values[name] not in setting.choices:
+            raise ValidationFailed(
+                f"{name} must be one of {list(setting.choices)}, got {values[name]!r}.", field=name
+            )
+    weight = values.get("ai_weight")
+    if weight is not None and (
+        isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight <= 1
+    ):
+        raise ValidationFailed(
+            f"ai_weight must be a number from 0 to 1, got {weight!r}.", field="ai_weight"
+        )
+    floor = values.get("ai_min_confidence")
+    if floor is not None and (
+        isinstance(floor, bool)
+        or not isinstance(floor, int | float)
+        or not (floor == 0 or 0.5 <= floor <= 1)
+    ):
+        raise ValidationFailed(
+            "ai_min_confidence must be 0 (keep every consistent AI judgment) or from 0.5 to 1 "
+            f"(an AI judgment's confidence is at least 0.5), got {floor!r}.",
+            field="ai_min_confidence",
+        )
     kinds = values.get("task_kinds")
     if kinds is not None and (
         not isinstance(kinds, list) or not kinds or not set(kinds) <= set(TaskKind.values)

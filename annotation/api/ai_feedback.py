@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import QueryDict
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -76,6 +77,10 @@ class AIPassOut(serializers.ModelSerializer):
 
 def _object_body(request: Request, allowed: set[str]) -> dict[str, Any]:
     data = request.data
+    if isinstance(data, QueryDict):  # a form body: its values are strings and lists of them
+        if data:
+            raise ValidationFailed("Send the body as JSON (Content-Type: application/json).")
+        data = {}
     if not isinstance(data, dict):
         raise ValidationFailed("The body must be a JSON object.")
     unknown = sorted(str(key)[:60] for key in data if key not in allowed)

@@ -174,12 +174,14 @@ def ai_pass_start(
     task_ids: Any = None,
     limit: Any = None,
     principles: Any = None,
+    enqueue: bool = True,
 ) -> AIPass:
     """Queue an AI labeling pass over the project's pairwise tasks (all of them, ``task_ids``,
     at most ``limit``); ``principles`` picks principle indexes for ``llm_judge`` (default all).
     Bad input is a :class:`ValidationFailed` naming the field, and nothing is written.
 
-    Locks: none; the pass is sent to its queue when the outermost transaction commits.
+    Locks: none; the pass is sent to its queue when the outermost transaction commits (unless
+    ``enqueue`` is false: the caller runs it itself, ``manage.py ai_pass start --here``).
     """
     if method not in STARTABLE_METHODS:
         raise ValidationFailed(
@@ -232,7 +234,8 @@ def ai_pass_start(
             created_by=user if getattr(user, "pk", None) else None,
             **fields,
         )
-        transaction.on_commit(lambda: _enqueue_after_commit(ai_pass))
+        if enqueue:
+            transaction.on_commit(lambda: _enqueue_after_commit(ai_pass))
     return ai_pass
 
 

@@ -237,3 +237,60 @@ def test_each_queue_has_its_routed_task_name(project, world, monkeypatch):
         assert celery.TASK_ROUTES[name] == {"queue": queue}
         assert name in celery.app.tasks
     assert "workers.ai_feedback" in celery.TASK_MODULES
+
+
+def test_the_command_starts_runs_and_shows_a_pass(
+    project, world, monkeypatch, django_capture_on_commit_callbacks
+):
+    import json
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    from config import celery
+
+    sent = []
+    monkeypatch.setattr(celery, "send", lambda name, *args: sent.append(name))
+    out = StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command(
+            "ai_pass",
+            "start",
+            "--project",
+            project.slug,
+            "--method",
+            "llm_judge",
+            "--limit",
+            "2",
+            "--principles",
+            "1",
+            "--queue",
+            "gpu",
+            stdout=out,
+        )
+    queued = json.loads(out.getvalue())
+    assert (queued["status"], queued["total"], queued["queue"]) == ("queued", 2, "gpu")
+    assert sent == ["ai.run_pass.gpu"]
+    out = StringIO()
+    call_command(
+        "ai_pass", "start", "--project", project.slug, "--method", "llm_judge", "--here", stdout=out
+    )
+    ran = json.loads(out.getvalue())
+    assert (ran["status"], ran["done"], ran["stats"]["pairs"]) == ("succeeded", 6, 6)
+    assert sent == ["ai.run_pass.gpu"]  # --here sends nothing
+    out = StringIO()
+    call_command("ai_pass", "show", str(ran["id"]), stdout=out)
+    assert json.loads(out.getvalue())["stats"]["flip_rate"] == ran["stats"]["flip_rate"]
+    with pytest.raises(CommandError, match="No project"):
+        call_command("ai_pass", "start", "--project", "nope", "--method", "llm_judge")
+    with pytest.raises(CommandError, match="No principle 7"):
+        call_command(
+            "ai_pass",
+            "start",
+            "--project",
+            project.slug,
+            "--method",
+            "llm_judge",
+            "--principles",
+            "7",
+        )

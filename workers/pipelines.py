@@ -31,7 +31,7 @@ from annotation.services.loop import last_snapshot_max
 from annotation.services.runs import artifact_complete
 from training.contract.trainers import TRAINERS
 from workers import candidates, online
-from workers.records import build_records, eligible_judgments, snapshot_rows
+from workers.records import ai_snapshot, eligible_judgments, run_records
 from workers.steps import (
     DEFAULTS,
     RECORD_FILES,
@@ -76,6 +76,20 @@ def _lineage(ctx: Context, train_config: Any) -> dict[str, Any]:
         "snapshot_run": ctx.run.id,
         "judgments": len(ctx.run.snapshot_judgment_ids),
         "snapshot_max_judgment_id": ctx.run.snapshot_max_judgment_id,
+        **_sources(ctx),
+    }
+
+
+def _sources(ctx: Context) -> dict[str, Any]:
+    """Where the run's records came from (the records step's counts) and the mixing choice."""
+    pinned = (ctx.run.config or {}).get("ai_mixing") or {}
+    counts = ctx.results.get("records", {})
+    return {
+        "sources": {"human": counts.get("human", 0), "ai": counts.get("ai", 0)},
+        "ai_training": pinned.get("ai_training", "human"),
+        "ai_weight": pinned.get("ai_weight"),
+        "ai_min_confidence": pinned.get("ai_min_confidence"),
+        "ai_max_judgment_id": pinned.get("ai_max_judgment_id", 0),
     }
 
 
@@ -119,12 +133,24 @@ def step_snapshot(ctx: Context) -> tuple[dict[str, Any], Any]:
     max_id = max(ids, default=0)
     previous = last_snapshot_max(project=ctx.project)
 
+    ai = ai_snapshot(ctx.project)  # the mixing choice and the AI judgments it uses, pinned
+
     def commit() -> None:
         runs.run_snapshot_set(run_id=ctx.run.id, judgment_ids=ids, max_judgment_id=max_id)
+        runs.run_ai_snapshot_set(run_id=ctx.run.id, mixing=ai)
         ctx.run.snapshot_judgment_ids, ctx.run.snapshot_max_judgment_id = ids, max_id
+        ctx.run.config = {**(ctx.run.config or {}), "ai_mixing": ai}
 
     new = sum(1 for i in ids if i > previous)
-    return {"judgments": len(ids), "new_judgments": new, "max_judgment_id": max_id}, commit
+    result = {
+        "judgments": len(ids),
+        "new_judgments": new,
+        "max_judgment_id": max_id,
+        "ai_training": ai["ai_training"],
+        "ai_judgments": len(ai["ai_judgment_ids"]),
+        "ai_max_judgment_id": ai["ai_max_judgment_id"],
+    }
+    return result, commit
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -137,7 +163,8 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def step_records(ctx: Context) -> tuple[dict[str, Any], Any]:
-    recs = build_records(snapshot_rows(ctx.run.snapshot_judgment_ids))
+    recs = run_records(ctx.run)
+    weighted = recs.counts["ai"] > 0  # a human-only run writes exactly the records it always did
     folder = ctx.root / "records"
     _write_jsonl(
         folder / RECORD_FILES["preference"],
@@ -147,6 +174,7 @@ def step_records(ctx: Context) -> tuple[dict[str, Any], Any]:
                 "chosen": p.chosen,
                 "rejected": p.rejected,
                 "margin": p.margin,
+                **({"weight": p.weight} if weighted else {}),
             }
             for p in recs.pairs
         ],
@@ -162,7 +190,8 @@ def step_records(ctx: Context) -> tuple[dict[str, Any], Any]:
         folder / RECORD_FILES["sft"],
         [{"prompt": list(s.prompt), "completion": s.completion} for s in recs.sft],
     )
-    return dict(recs.counts), None
+    pinned = (ctx.run.config or {}).get("ai_mixing") or {}
+    return {**dict(recs.counts), "ai_training": pinned.get("ai_training", "human")}, None
 
 
 def step_reward(ctx: Context) -> tuple[dict[str, Any], Any]:

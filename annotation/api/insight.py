@@ -34,6 +34,16 @@ EXPORT_PARAMS = [
     OpenApiParameter("min_agreement", float, description="0..1: item agreement threshold."),
     OpenApiParameter("include_excluded", bool),
     OpenApiParameter("gold", str, enum=["exclude", "include", "only"]),
+    OpenApiParameter(
+        "source",
+        str,
+        enum=["human", "ai", "all"],
+        description=(
+            "human (default): human judgments only; ai: only AI pairs (consistent, confidence "
+            ">= the project's ai_min_confidence, weight 1); all: both, AI pairs weighted "
+            "ai_weight. With AI rows each row has weight and source. Preference dataset only."
+        ),
+    ),
 ]
 
 

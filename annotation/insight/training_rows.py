@@ -18,6 +18,14 @@ task's messages and completions as one assistant message; ``"standard"`` writes 
 user turn is its text; longer conversations are rendered ``"\\n\\nHuman: ...\\n\\nAssistant:
 ..."``, ending with ``"\\n\\nAssistant:"``: :func:`training.contract.render.standard_prompt`).
 
+Source (``source``): ``human`` (the default) = the rows above, nothing else; ``ai`` = only the
+AI pairs (:mod:`training.contract.mixing`: consistent verdicts with a confidence >= the project's
+``ai_min_confidence``, margin 0, weight 1); ``all`` = both, AI pairs weighted by the project's
+``ai_weight``: the records a retrain cycle with that ``ai_training`` choice trains on. With AI
+rows every row also has ``weight`` and ``source`` (``"human"``/``"ai"``); within a chunk of tasks
+the human rows come first. AI rows give preference pairs only; ``min_agreement`` applies to human
+items (an AI verdict has no inter-rater agreement).
+
 Aggregation: ``every`` = one row per judgment (per pair for rankings); ``majority`` = one row per
 item where the raters' strict majority decides. Item agreement (for ``min_agreement``) = share of
 the item's judgments equal to its most common answer; items with a single judgment have none and
@@ -39,10 +47,12 @@ from typing import Any
 from django.db.models import Case, QuerySet, TextField, Value, When
 from django.db.models.functions import Cast
 
-from annotation.models import Judgment, Task, TaskKind, TaskResponse
+from annotation.insight.ai_training_rows import ai_items, eligible_ai_judgments
+from annotation.models import Judgment, Project, Task, TaskKind, TaskResponse
 from annotation.selectors import eligible_judgments
 from training.contract import AGGREGATIONS as RULES
 from training.contract import DATASETS, Item, JudgmentRow, Message, agreement, item_records
+from training.contract.mixing import Mixing, ai_pairs
 from training.contract.render import standard_prompt
 
 STYLES = ("standard", "conversational")
@@ -63,6 +73,7 @@ class ExportFilters:
     min_agreement: float | None = None
     include_excluded: bool = False
     gold: str = "exclude"
+    source: str = "human"  # human | ai | all (module docstring)
 
     def effective_kinds(self) -> tuple[str, ...]:
         usable = DATASETS[self.dataset]
@@ -79,6 +90,7 @@ class ExportFilters:
             "min_agreement": self.min_agreement,
             "include_excluded": self.include_excluded,
             "gold": self.gold,
+            "source": self.source,
         }
 
 
@@ -87,6 +99,7 @@ class RowCounts:
     tasks: int = 0
     judgments: int = 0
     rows: int = 0
+    ai_rows: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
 
 
@@ -237,10 +250,64 @@ def _task_chunks(project_id: int, f: ExportFilters) -> Iterator[tuple[int, int, 
         last = ids[-1]
 
 
+def _ai_rows(
+    project_id: int, f: ExportFilters, lo: int, hi: int, selected: set[int], counts: RowCounts
+) -> Iterator[dict[str, Any]]:
+    """The AI pairs of one chunk of tasks (module docstring), with their weight and source. The
+    confidence floor is applied here, not in the query, so the rows it leaves out are counted."""
+    mixing = _export_mixing(project_id, f)
+    verdicts = eligible_ai_judgments(
+        project_id=project_id,
+        gold="include",  # the chunks already follow the gold mode
+        date_from=f.date_from,
+        date_to=f.date_to,
+    ).filter(task_id__gte=lo, task_id__lte=hi)
+    for item in ai_items(verdicts, selected):
+        counts.skipped["ai_below_min_confidence"] += sum(
+            1 for v in item.verdicts if not mixing.keeps(v)
+        )
+        writer = _Writer(f.dataset, f.style, item.prompt)
+        for chosen, rejected in ai_pairs(item, mixing, aggregation=f.aggregation):
+            row = writer.pair(chosen, rejected, 0.0)
+            if row is not None:
+                counts.ai_rows += 1
+                counts.rows += 1
+                yield {**row, "weight": mixing.ai_weight, "source": "ai"}
+
+
+def _export_mixing(project_id: int, f: ExportFilters) -> Mixing:
+    project = Project.objects.only("ai_training", "ai_weight", "ai_min_confidence").get(
+        id=project_id
+    )
+    mode = {"human": "human", "ai": "ai", "all": "both"}[f.source]
+    return Mixing(mode=mode, weight=project.ai_weight, min_confidence=project.ai_min_confidence)
+
+
 def training_rows(project_id: int, f: ExportFilters, counts: RowCounts) -> Iterator[dict[str, Any]]:
     """Every row of the export, task by task in id order (deterministic), counting in ``counts``."""
-    judgments = _export_judgments(project_id, f)
+    if f.source != "human":
+        yield from _mixed_rows(project_id, f, counts)
+        return
+    yield from _human_rows(project_id, f, counts)
+
+
+def _mixed_rows(project_id: int, f: ExportFilters, counts: RowCounts) -> Iterator[dict[str, Any]]:
     for lo, hi, selected in _task_chunks(project_id, f):
+        if f.source == "all":
+            for row in _human_rows(project_id, f, counts, (lo, hi, selected)):
+                yield {**row, "weight": 1.0, "source": "human"}
+        yield from _ai_rows(project_id, f, lo, hi, selected, counts)
+
+
+def _human_rows(
+    project_id: int,
+    f: ExportFilters,
+    counts: RowCounts,
+    chunk: tuple[int, int, set[int]] | None = None,
+) -> Iterator[dict[str, Any]]:
+    judgments = _export_judgments(project_id, f)
+    chunks = [chunk] if chunk is not None else _task_chunks(project_id, f)
+    for lo, hi, selected in chunks:
         rows = _judgment_rows(judgments.filter(task_id__gte=lo, task_id__lte=hi), selected)
         if not rows:
             continue

@@ -38,6 +38,7 @@ from annotation.insight.training_rows import (
     training_rows,
 )
 from annotation.models import Project, TaskKind
+from training.contract.mixing import SOURCES
 
 FILE_FORMATS = ("jsonl", "parquet")
 PARQUET_BATCH = 5000
@@ -122,7 +123,14 @@ def export_options(params: Mapping[str, Any]) -> tuple[ExportFilters, str]:
         min_agreement=min_agreement,
         include_excluded=_flag(params, "include_excluded"),
         gold=_choice(params, "gold", GOLD_MODES, "exclude"),
+        source=_choice(params, "source", SOURCES, "human"),
     )
+    if filters.source != "human" and dataset != "preference":
+        raise ValidationFailed(
+            f"source={filters.source}: AI judgments give preference pairs only; export the "
+            f"{dataset} dataset with source=human.",
+            field="source",
+        )
     if filters.date_from and filters.date_to and filters.date_from >= filters.date_to:
         raise ValidationFailed("date_from must be before date_to.", field="date_from")
     return filters, file_format
@@ -189,6 +197,8 @@ def parquet_schema(f: ExportFilters) -> Any:
             ("rejected", text),
             ("margin", pa.float64()),
         ]
+        if f.source != "human":
+            fields += [("weight", pa.float64()), ("source", pa.string())]
     elif f.dataset == "unpaired":
         fields = [("prompt", prompt), ("completion", text), ("label", pa.bool_())]
     elif f.style == "conversational":
@@ -255,7 +265,10 @@ class Export:
     @property
     def filename(self) -> str:
         f = self.filters
-        return f"{self.project.slug}-{f.dataset}-{f.style}-{f.aggregation}.{self.file_format}"
+        source = "" if f.source == "human" else f"-{f.source}"
+        return (
+            f"{self.project.slug}-{f.dataset}-{f.style}-{f.aggregation}{source}.{self.file_format}"
+        )
 
     def chunks(self) -> Iterator[bytes]:
         rows = training_rows(self.project.id, self.filters, self.counts)
@@ -277,6 +290,7 @@ class Export:
                 "rows": self.counts.rows,
                 "tasks": self.counts.tasks,
                 "judgments": self.counts.judgments,
+                **({"ai_rows": self.counts.ai_rows} if self.filters.source != "human" else {}),
                 "skipped": dict(self.counts.skipped),
             },
             "bytes": self.bytes,

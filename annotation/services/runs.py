@@ -144,6 +144,15 @@ def run_snapshot_set(*, run_id: int, judgment_ids: list[int], max_judgment_id: i
     )
 
 
+def run_ai_snapshot_set(*, run_id: int, mixing: dict[str, Any]) -> None:
+    """The mixing choice and the AI judgments this run trains on, pinned in its config under
+    ``ai_mixing`` (fixed once, by the snapshot step's commit). Locks the run row."""
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().get(id=run_id)
+        run.config = {**(run.config or {}), "ai_mixing": mixing}
+        run.save(update_fields=["config"])
+
+
 def run_succeed(*, run_id: int) -> bool:
     """running -> succeeded with full progress; False when the run was not running (a run that
     failed meanwhile stays failed)."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from annotation import models
+from tests.factories import make_rater, make_task
 
 
 def responses(task: models.Task) -> list[int]:
@@ -71,3 +74,35 @@ def human(task: models.Task, rater, winner: int | str, *, strength: int = 2) -> 
         task=task, project=task.project, rater=rater, kind="pairwise", choice=winner,
         display_order=ids,
     )  # fmt: skip
+
+
+def mixed_project(project: models.Project) -> dict[str, Any]:
+    """Three tasks judged by humans and the AI (module docstring of training.contract.mixing):
+
+    t1: human r1 prefers response 0 (strength 3); AI: principle 0 picks 1 (0.9), principle 1
+        picks 0 (0.6).
+    t2: human r1 tie, r2 prefers 1 (strength 1); AI inconsistent.
+    t3: human r2 both bad; AI picks 0 (0.75).
+    gold: AI picks 0 (1.0): a gold task never trains.
+    """
+    r1, r2 = make_rater(project), make_rater(project)
+    t1, t2, t3 = (make_task(project) for _ in range(3))
+    gold = make_task(project, is_gold=True, gold_answer={"choice": "A"})
+    ai = ai_pass(project)
+    human(t1, r1, 0, strength=3)
+    human(t2, r1, "tie")
+    human(t2, r2, 1, strength=1)
+    human(t3, r2, "both_bad")
+    ids = {
+        "t1p0": verdict(ai, t1, 1, confidence=0.9, principle_index=0).id,
+        "t1p1": verdict(ai, t1, 0, confidence=0.6, principle_index=1).id,
+        "t2": verdict(ai, t2, None).id,
+        "t3": verdict(ai, t3, 0, confidence=0.75).id,
+        "gold": verdict(ai, gold, 0, confidence=1.0).id,
+    }
+    text = {}
+    for name, task in (("t1", t1), ("t2", t2), ("t3", t3)):
+        a, b = responses(task)
+        texts = dict(models.Response.objects.filter(id__in=[a, b]).values_list("id", "text"))
+        text[name] = (texts[a], texts[b])
+    return {"ids": ids, "text": text}

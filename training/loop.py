@@ -1,10 +1,11 @@
 """The offline optimisation loop every record-based trainer shares (reward model, DPO, KTO, SFT).
 
 A trainer supplies ``train_step(model, items) -> (loss, metrics)`` (the loss is the mean over the
-micro-batch's *units*: examples, or response tokens for SFT) and ``evaluate(model) -> metrics``;
-:func:`fit` plans the data (length-bucketed steps, a pure function of the seed and the epoch),
-splits each step into micro-batches (gradient accumulation with exact weighting, a token budget
-per forward, each process's share under DDP) and runs them under bf16 autocast on CUDA.
+micro-batch's *units*: examples, response tokens for SFT, or pairs weighted by their ``weight``)
+and ``evaluate(model) -> metrics``; :func:`fit` plans the data (length-bucketed steps, a pure
+function of the seed and the epoch), splits each step into micro-batches (gradient accumulation
+with exact weighting, a token budget per forward, each process's share under DDP) and runs them
+under bf16 autocast on CUDA.
 Everything else — AdamW, linear warm-up + cosine decay, clipping, evaluation every N steps,
 resumable checkpoints (weights, optimizer, scheduler, RNG), the history, the tracker, the
 progress callback and the tqdm bar — is :class:`training.session.TrainingSession`, the same
@@ -77,7 +78,7 @@ def fit(
     model: Any,
     items: Sequence[Any],
     lengths: Sequence[int],  # padded tokens each item costs in a forward (bucketing, budgets)
-    units: Sequence[int],
+    units: Sequence[float],  # each item's weight in the step's mean (1, tokens, a pair's weight)
     train_step: TrainStep,
     evaluate: Evaluate | None,
     progress: ProgressCallback | None = None,
@@ -117,7 +118,8 @@ def fit(
                 for chunk in token_chunks(micro[i * world + rank], lengths, config.max_batch_tokens)
             ]
             for n, part in enumerate(parts):
-                share = sum(units[j] for j in part) * world / step_units
+                # all-zero weights (AI pairs of weight 0): no gradient, not a division by zero
+                share = sum(units[j] for j in part) * world / step_units if step_units else 0.0
                 # DDP all-reduces on the step's last backward only
                 with session.no_sync(n == len(parts) - 1):
                     with autocast(device, config.bf16):

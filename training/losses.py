@@ -140,6 +140,14 @@ def token_logps(logits: Tensor, labels: Tensor) -> Tensor:  # (B, T-1)
     return logps.squeeze(-1) * (targets != -100)  # (B, T-1)
 
 
+def weighted_mean(losses: Tensor, weights: Tensor) -> Tensor:  # () scalar
+    """``sum_i w_i * loss_i / sum_i w_i``: the reduction of the pair losses (a pair of weight 2
+    counts as the pair twice, weight 0 as no pair). All weights 0 give 0 with a zero gradient
+    (that micro-batch's share of the step is 0 too, see :func:`training.loop.fit`); no host
+    sync, so it costs nothing on a GPU."""
+    return (losses * weights).sum() / weights.sum().clamp(min=1e-12)
+
+
 PairLoss = Callable[..., Tensor]
 
 PAIR_LOSSES: dict[str, PairLoss] = {"sigmoid": dpo_sigmoid_loss, "ipo": ipo_loss}

@@ -15,7 +15,8 @@ or a string that is already formatted and is used verbatim.
 JSONL formats accepted (the TRL "standard" and "conversational" formats):
 
 =================  ========================================================================
-preference         ``{"prompt": str|messages, "chosen": str|messages, "rejected": ..., "margin"?}``;
+preference         ``{"prompt": str|messages, "chosen": str|messages, "rejected": ...,
+                   "margin"?, "weight"?}`` (``weight`` >= 0, default 1);
                    without ``prompt`` (implicit prompt, e.g. HH-RLHF) the common prefix of chosen
                    and rejected is the prompt (split after the last ``"\\n\\nAssistant:"`` for
                    strings, at the last shared message for conversations).
@@ -54,6 +55,7 @@ from training.contract.records import (
     UnpairedExample,
     as_prompt,
     is_message,
+    valid_weight,
 )
 from training.contract.render import HH_ASSISTANT
 
@@ -131,7 +133,12 @@ def _pair_from_json(obj: dict[str, Any], where: str) -> PreferencePair:
     margin = obj.get("margin", 0.0)
     if isinstance(margin, bool) or not isinstance(margin, int | float) or margin < 0:
         raise DataError(f"{where}: 'margin' must be a number >= 0, got {margin!r}")
-    return PreferencePair(prompt=prompt, chosen=chosen, rejected=rejected, margin=float(margin))
+    weight = obj.get("weight", 1.0)
+    if not valid_weight(weight):
+        raise DataError(f"{where}: 'weight' must be a number >= 0, got {weight!r}")
+    return PreferencePair(
+        prompt=prompt, chosen=chosen, rejected=rejected, margin=float(margin), weight=float(weight)
+    )
 
 
 def _unpaired_from_json(obj: dict[str, Any], where: str) -> UnpairedExample:

@@ -57,6 +57,7 @@ class EncodedPair:
     chosen: Encoded
     rejected: Encoded
     margin: float = 0.0
+    weight: float = 1.0  # the pair's weight in the loss's weighted mean (PreferencePair.weight)
 
     @property
     def length(self) -> int:
@@ -132,7 +133,10 @@ class Encoder:
 def encode_pairs(encoder: Encoder, pairs: Sequence[PreferencePair]) -> list[EncodedPair]:
     return [
         EncodedPair(
-            encoder.encode(p.prompt, p.chosen), encoder.encode(p.prompt, p.rejected), p.margin
+            encoder.encode(p.prompt, p.chosen),
+            encoder.encode(p.prompt, p.rejected),
+            p.margin,
+            p.weight,
         )
         for p in pairs
     ]

@@ -1,7 +1,8 @@
 """The three record types every trainer reads, and what a prompt is.
 
-- :class:`PreferencePair` (reward model, DPO): a prompt, a chosen and a rejected response, and a
-  ``margin`` >= 0 (how strongly the rater preferred ``chosen``; 0 when unknown).
+- :class:`PreferencePair` (reward model, DPO): a prompt, a chosen and a rejected response, a
+  ``margin`` >= 0 (how strongly the rater preferred ``chosen``; 0 when unknown) and a ``weight``
+  >= 0 (the pair's share in the loss's weighted mean; 1 by default, e.g. less for an AI label).
 - :class:`UnpairedExample` (KTO): a prompt, one completion and whether it is desirable.
 - :class:`SFTExample` (SFT): a prompt and the completion to imitate.
 
@@ -12,6 +13,7 @@ stored as a tuple of fresh two-key dicts), rendered later by a chat template or 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -32,6 +34,16 @@ def is_message(m: Any) -> bool:
     )
 
 
+def valid_weight(value: Any) -> bool:
+    """A finite number >= 0 (not a bool)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
+
+
 def as_prompt(value: Any, where: str) -> Prompt:
     """A string as is, or a message list as a tuple of ``{"role", "content"}`` dicts."""
     if isinstance(value, str):
@@ -43,12 +55,15 @@ def as_prompt(value: Any, where: str) -> Prompt:
 
 @dataclass(frozen=True)
 class PreferencePair:
-    """``chosen`` was preferred to ``rejected`` for ``prompt``; ``margin`` >= 0: strength."""
+    """``chosen`` was preferred to ``rejected`` for ``prompt``; ``margin`` >= 0: strength;
+    ``weight`` >= 0: how much the pair counts in the reward-model and DPO losses (a weighted mean
+    over pairs: weight 2 counts as the pair twice, weight 0 as no pair)."""
 
     prompt: Prompt
     chosen: str
     rejected: str
     margin: float = 0.0
+    weight: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prompt", as_prompt(self.prompt, "PreferencePair"))
@@ -56,6 +71,8 @@ class PreferencePair:
             raise DataError("PreferencePair: 'chosen' and 'rejected' must be strings")
         if not isinstance(self.margin, int | float) or self.margin < 0:
             raise DataError(f"PreferencePair: 'margin' must be a number >= 0, got {self.margin!r}")
+        if not valid_weight(self.weight):
+            raise DataError(f"PreferencePair: 'weight' must be a number >= 0, got {self.weight!r}")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import torch
 from training.batching import pad_sequences
 from training.config import DPOConfig, default_cache_dir
 from training.loop import ProgressCallback, RunResult, fit, init_distributed, seed_everything
-from training.losses import PAIR_LOSSES
+from training.losses import PAIR_LOSSES, weighted_mean
 from training.modeling import (
     autocast,
     fingerprint,
@@ -158,7 +158,9 @@ def train_step(
     state: State, model: Any, items: list[Item]
 ) -> tuple[torch.Tensor, dict[str, float]]:
     out = _forward(state, model, items)
-    return out["losses"].mean(), {**_metrics(out), "tokens": float(out["tokens"])}
+    weights = torch.tensor([it[0].weight for it in items], device=state.device)  # (B,)
+    loss = weighted_mean(out["losses"], weights)
+    return loss, {**_metrics(out), "tokens": float(out["tokens"])}
 
 
 @torch.no_grad()
@@ -196,7 +198,7 @@ def run(
         model=state.model,
         items=state.train,
         lengths=[2 * it[0].length for it in state.train],
-        units=[1] * len(state.train),
+        units=[it[0].weight for it in state.train],
         train_step=lambda m, items: train_step(state, m, items),
         evaluate=(lambda m: evaluate(state, m)) if state.eval else None,
         progress=progress,

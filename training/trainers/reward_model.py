@@ -26,7 +26,7 @@ from training.batching import pad_sequences
 from training.calibration import fit_temperature
 from training.config import RewardConfig
 from training.loop import ProgressCallback, RunResult, fit, init_distributed, seed_everything
-from training.losses import bradley_terry_loss
+from training.losses import bradley_terry_loss, weighted_mean
 from training.modeling import (
     autocast,
     fit_to_context,
@@ -175,7 +175,9 @@ def train_step(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     out = _forward(state, model, pairs)
     tokens = sum(p.chosen.length + p.rejected.length for p in pairs)
-    loss, metrics = out["losses"].mean(), {**_metrics(out), "tokens": float(tokens)}
+    weights = torch.tensor([p.weight for p in pairs], device=state.device)  # (B,)
+    loss = weighted_mean(out["losses"], weights)
+    metrics = {**_metrics(out), "tokens": float(tokens)}
     if state.odin:
         extra, odin_metrics = _odin_terms(state, model, pairs, out["heads"])
         loss, metrics = loss + extra, {**metrics, **odin_metrics}
@@ -258,7 +260,7 @@ def run(
         model=state.model,
         items=state.train,
         lengths=[2 * p.length for p in state.train],
-        units=[1] * len(state.train),
+        units=[p.weight for p in state.train],
         train_step=lambda m, pairs: train_step(state, m, pairs),
         evaluate=(lambda m: evaluate(state, m)) if state.eval else None,
         progress=progress,

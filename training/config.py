@@ -290,6 +290,35 @@ class EvalConfig:
         _check(self.batch_size >= 1, "batch_size", "must be >= 1")
 
 
+@dataclass(frozen=True)
+class EvalRMConfig:
+    """Accuracy of a reward model on a file of preference pairs: plain, and length-balanced (the
+    mean of the accuracies on the pairs whose preferred response is the longer and the shorter
+    one, lengths in characters; pairs of equal length count in the plain accuracy only), its two
+    parts, and how often the model agrees with the rule "the shorter response wins"."""
+
+    reward_model: str = opt("", "Path of the reward model.")
+    pairs: str = opt(
+        "",
+        "JSONL of preference pairs: prompt/chosen/rejected per line, or HH-RLHF's chosen/rejected "
+        "dialogues (the shared prefix is the prompt).",
+    )
+    max_pairs: int = opt(0, "Use only the first this-many pairs (0 = all).")
+    strict_data: bool = opt(True, "Fail on the first malformed JSONL line (else skip + count).")
+    batch_size: int = opt(16, "Responses per scoring batch.")
+    max_length: int = opt(512, "Maximum tokens of prompt + response.")
+    max_prompt_length: int = opt(256, "Prompts are cut to their last this-many tokens.")
+    output_file: str = opt("", "Optional JSON file for the figures.")
+    device: str = opt("auto", "'auto', 'cpu' or 'cuda[:N]'.")
+
+    def __post_init__(self) -> None:
+        _check(bool(self.reward_model), "reward_model", "is required")
+        _check(bool(self.pairs), "pairs", "is required (a JSONL file of preference pairs)")
+        _check(self.max_pairs >= 0, "max_pairs", "must be >= 0")
+        _check(self.batch_size >= 1, "batch_size", "must be >= 1")
+        _check(0 < self.max_prompt_length < self.max_length, "max_prompt_length", "< max_length")
+
+
 def config_fields(cls: type) -> list[dataclasses.Field[Any]]:
     return list(dataclasses.fields(cls))
 

@@ -67,3 +67,31 @@ def length_balanced_accuracy(
         shorter_higher += sum(right[i] for i in shorter)
         out["shorter_wins_agreement"] = shorter_higher / (len(longer) + len(shorter))
     return out
+
+
+def describe(figures: dict[str, float]) -> str:
+    """The figures of :func:`length_balanced_accuracy` as a few aligned lines for a terminal."""
+
+    def fig(key: str) -> str:
+        value = figures.get(key)
+        return "n/a" if value is None else f"{value:.3f}"
+
+    n = int(figures.get("pairs", 0))
+    longer, shorter = (
+        int(figures["pairs_longer_preferred"]),
+        int(figures["pairs_shorter_preferred"]),
+    )
+    rows = [
+        (
+            "pairs",
+            f"{n} ({longer} preferred longer, {shorter} preferred shorter, "
+            f"{n - longer - shorter} of equal length)",
+        ),
+        ("accuracy", fig("accuracy")),
+        ("length-balanced accuracy", fig("length_balanced_accuracy")),
+        ("  when the longer is preferred", fig("accuracy_longer_preferred")),
+        ("  when the shorter is preferred", fig("accuracy_shorter_preferred")),
+        ('agrees with "shorter wins"', fig("shorter_wins_agreement")),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)

@@ -127,6 +127,24 @@ COLUMNS: dict[str, dict[str, Column]] = {
             "responses; near 0 is good",
         ),
         "accuracy": ("Accuracy", "Held-out pairs the model orders as the raters did"),
+        "length_balanced_accuracy": (
+            "Length-bal. acc.",
+            "Mean of the two accuracies to the right (pairs of equal length left out): 0.5 for "
+            "a model that only prefers the shorter (or the longer) response",
+        ),
+        "accuracy_longer_preferred": (
+            "Acc. longer pref.",
+            "Accuracy on held-out pairs whose preferred response is the longer (characters)",
+        ),
+        "accuracy_shorter_preferred": (
+            "Acc. shorter pref.",
+            "Accuracy on held-out pairs whose preferred response is the shorter (characters)",
+        ),
+        "shorter_wins_agreement": (
+            "Shorter wins",
+            "Share of held-out pairs of unequal length where the model scores the shorter "
+            "response higher; far above 0.5 = it mostly learnt length",
+        ),
         "temperature": ("Temperature", "Calibration temperature: above 1 = overconfident"),
     },
     "rates": {

@@ -27,6 +27,18 @@ from annotation.models import (
 # -- bias -----------------------------------------------------------------------------------------
 
 
+# The reward trainer's held-out figures shown per reward model (its metric names, "eval/" prefix).
+REWARD_MODEL_FIGURES = (
+    "length_correlation",
+    "accuracy",
+    "length_balanced_accuracy",
+    "accuracy_longer_preferred",
+    "accuracy_shorter_preferred",
+    "shorter_wins_agreement",
+    "temperature",
+)
+
+
 def bias_section(project_id: int, pw: PairwiseJudgments) -> dict[str, dict]:
     human = pw.human & ~pw.gold
     ab = human & (pw.shown >= 0) & (pw.shown <= 1)
@@ -53,10 +65,7 @@ def bias_section(project_id: int, pw: PairwiseJudgments) -> dict[str, dict]:
     ).values_list("id", "name", "metrics"):
         metrics = metrics or {}
         # Written by training/trainers/reward_model.py on the held-out pairs.
-        figures = [
-            metrics.get(f"eval/{key}", metrics.get(key))
-            for key in ("length_correlation", "accuracy", "temperature")
-        ]
+        figures = [metrics.get(f"eval/{key}", metrics.get(key)) for key in REWARD_MODEL_FIGURES]
         reward.append(
             [mv_id, name, *(num(v) if isinstance(v, int | float) else None for v in figures)]
         )
@@ -68,8 +77,11 @@ def bias_section(project_id: int, pw: PairwiseJudgments) -> dict[str, dict]:
         ),
         "reward_length": table(
             "Reward models on their held-out pairs: correlation of scores with response length, "
-            "accuracy, calibration temperature (> 1: overconfident)",
-            ["model_version_id", "model_version", "length_correlation", "accuracy", "temperature"],
+            "accuracy beside the length-balanced accuracy (mean of the accuracies when the "
+            "longer and when the shorter response is preferred; a pure length rule scores 0.5) "
+            'and its parts, agreement with "the shorter wins", calibration temperature '
+            "(> 1: overconfident)",
+            ["model_version_id", "model_version", *REWARD_MODEL_FIGURES],
             reward,
         ),
     }

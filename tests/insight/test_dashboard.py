@@ -308,7 +308,15 @@ def test_reward_model_length_correlation_from_training_metrics(project) -> None:
         for name, metrics in [
             (
                 "rm-v1",
-                {"eval/length_correlation": 0.42, "eval/accuracy": 0.7, "eval/temperature": 3.5},
+                {
+                    "eval/length_correlation": 0.42,
+                    "eval/accuracy": 0.7,
+                    "eval/length_balanced_accuracy": 0.55,
+                    "eval/accuracy_longer_preferred": 0.3,
+                    "eval/accuracy_shorter_preferred": 0.8,
+                    "eval/shorter_wins_agreement": 0.75,
+                    "eval/temperature": 3.5,
+                },
             ),
             ("rm-v2", {"eval/accuracy": 0.6}),  # too few held-out pairs: no figure
         ]
@@ -316,8 +324,19 @@ def test_reward_model_length_correlation_from_training_metrics(project) -> None:
     make_pairwise_tasks(project, 2)
     table = insight_refresh(project.id)["tables"]["reward_length"]
     rows = {r[0]: r[2:] for r in table["rows"]}
-    assert table["columns"][2:] == ["length_correlation", "accuracy", "temperature"]
-    assert rows == {made[0].id: [0.42, 0.7, 3.5], made[1].id: [None, 0.6, None]}
+    assert table["columns"][2:] == [
+        "length_correlation",
+        "accuracy",
+        "length_balanced_accuracy",
+        "accuracy_longer_preferred",
+        "accuracy_shorter_preferred",
+        "shorter_wins_agreement",
+        "temperature",
+    ]
+    assert rows == {
+        made[0].id: [0.42, 0.7, 0.55, 0.3, 0.8, 0.75, 3.5],
+        made[1].id: [None, 0.6, None, None, None, None, None],
+    }
 
 
 @pytest.mark.django_db

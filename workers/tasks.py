@@ -47,11 +47,13 @@ def run_cycle(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
 
 @app.task(name="loop.policy_tick", soft_time_limit=50, time_limit=60)
 def policy_tick() -> list[int]:
+    from annotation.services.ai_passes import ai_pass_requeue_stale
     from annotation.services.import_jobs import import_requeue_stale
     from workers.schedules import retrain_tick
 
     started = retrain_tick()
     import_requeue_stale()  # import jobs whose message was lost (broker down at commit)
+    ai_pass_requeue_stale()  # AI passes likewise
     return started
 
 

@@ -42,6 +42,8 @@ ENDPOINTS: list[tuple[str, str, tuple[str, ...]]] = [
     ("judgments", "api-judgments", ("project_id",)),
     ("model_versions", "api-model-versions", ("project_id",)),
     ("training_runs", "api-training-runs", ("project_id",)),
+    ("constitution", "api-constitution", ("project_id",)),
+    ("ai_passes", "api-ai-passes", ("project_id",)),
     ("submit", "api-submit", ("assignment_id",)),
 ]
 

@@ -294,3 +294,28 @@ def test_the_command_starts_runs_and_shows_a_pass(
             "--principles",
             "7",
         )
+
+
+def test_a_pass_whose_message_was_lost_is_sent_again_by_the_policy_tick(
+    project, world, monkeypatch
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from config import celery
+    from workers.tasks import policy_tick
+
+    sent = []
+    monkeypatch.setattr(celery, "send", lambda name, *args: sent.append((name, args)))
+    fresh = start(project, world["manager"])
+    lost = start(project, world["manager"], queue="gpu")
+    claimed = start(project, world["manager"])
+    old = timezone.now() - timedelta(minutes=30)
+    models.AIPass.objects.filter(id__in=[lost.id, claimed.id]).update(created_at=old)
+    models.AIPass.objects.filter(id=claimed.id).update(attempts=1, status="running")
+    policy_tick()
+    assert ("ai.run_pass.gpu", (lost.id,)) in sent
+    assert all(
+        args[0] not in (fresh.id, claimed.id) for name, args in sent if name.startswith("ai.")
+    )

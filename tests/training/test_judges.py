@@ -171,3 +171,43 @@ def test_reward_model_judge_is_order_free(tiny_rm) -> None:
     assert flip_rate(verdicts) == 0
     with pytest.raises(ValueError, match="artifact path"):
         load_judge("reward_model", "")
+
+
+def test_judge_cli_prints_agreement_flip_rate_and_speed(tiny_chat_lm, tiny_rm, tmp_path, capsys):
+    import json
+
+    from training.__main__ import main
+
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [
+        {
+            "chosen": "\n\nHuman: hi\n\nAssistant: Hello!",
+            "rejected": "\n\nHuman: hi\n\nAssistant: no",
+        },
+        {"prompt": [{"role": "user", "content": "2+2?"}], "chosen": "4", "rejected": "5"},
+        {"prompt": "Q: sky?\nA:", "chosen": " blue", "rejected": " green"},
+    ]
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "verdicts.jsonl"
+    argv = ["judge", "--pairs", str(pairs), "--device", "cpu", "--principle", "Be right."]
+    assert main([*argv, "--model", str(tiny_chat_lm), "--out", str(out)]) == 0
+    llm = json.loads(capsys.readouterr().out)
+    assert llm["pairs"] == 3
+    assert 0 <= llm["agreement"] <= 1
+    assert 0 <= llm["flip_rate"] <= 1
+    assert llm["pairs_per_second"] > 0
+    assert llm["tokens"] > 0
+    assert len(out.read_text().splitlines()) == 3
+    assert main([*argv, "--reward-model", str(tiny_rm)]) == 0
+    rm = json.loads(capsys.readouterr().out)
+    assert rm["flip_rate"] == 0
+    assert rm["template_hash"] == ""
+    assert main(["judge", "--pairs", str(tmp_path / "nope.jsonl"), "--model", "x"]) == 2
+    with pytest.raises(SystemExit):
+        main(["judge", "--pairs", str(pairs)])  # --model or --reward-model is required
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    helptext = capsys.readouterr().out
+    assert "judge" in helptext
+    assert "cai" in helptext

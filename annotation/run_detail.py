@@ -33,6 +33,7 @@ from annotation.models import (
 from annotation.run_options import RUN_OPTIONS
 from annotation.run_rl import rl_lineage, rl_monitors
 from annotation.run_steps import RUN_STEPS
+from annotation.services.runs import run_config_shown
 from annotation.textcheck import unreadable_summary
 from training.contract.trainers import TRAINERS
 
@@ -382,7 +383,7 @@ def run_detail(run: TrainingRun, *, now: datetime | None = None) -> dict[str, An
         "status": run.status,
         "active": run.status in ACTIVE_RUN_STATUSES,
         "trainers": run.trainers,
-        "config": run.config,
+        "config": run_config_shown(run.config),
         "triggered_by": started_by(run.triggered_by),
         "attempts": run.attempts,
         "created_at": _iso(run.created_at),

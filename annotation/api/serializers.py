@@ -18,6 +18,7 @@ from annotation.models import (
     TrainingRun,
 )
 from annotation.services.projects import PROJECT_SETTINGS, Setting
+from annotation.services.runs import run_config_shown
 
 
 class ProjectOut(serializers.ModelSerializer):
@@ -202,6 +203,11 @@ class ModelVersionOut(serializers.ModelSerializer):
 
 
 class TrainingRunOut(serializers.ModelSerializer):
+    config = serializers.SerializerMethodField()
+
+    def get_config(self, run: TrainingRun) -> dict[str, Any]:
+        return run_config_shown(run.config)
+
     class Meta:
         model = TrainingRun
         fields = [

@@ -153,6 +153,17 @@ def run_ai_snapshot_set(*, run_id: int, mixing: dict[str, Any]) -> None:
         run.save(update_fields=["config"])
 
 
+def run_config_shown(config: dict[str, Any] | None) -> dict[str, Any]:
+    """A run's config as the API and the run page show it: the pinned AI judgment ids (possibly
+    many thousands; like the snapshot's human judgment ids) become their count."""
+    config = dict(config or {})
+    mixing = config.get("ai_mixing")
+    if isinstance(mixing, dict) and "ai_judgment_ids" in mixing:
+        shown = {k: v for k, v in mixing.items() if k != "ai_judgment_ids"}
+        config["ai_mixing"] = {**shown, "ai_judgments": len(mixing["ai_judgment_ids"])}
+    return config
+
+
 def run_succeed(*, run_id: int) -> bool:
     """running -> succeeded with full progress; False when the run was not running (a run that
     failed meanwhile stays failed)."""

@@ -100,3 +100,14 @@ def test_the_snapshot_pins_the_ai_judgments(project, tmp_path) -> None:
 @dataclasses.dataclass
 class _Config:
     lr: float = 1.0
+
+
+def test_the_api_shows_the_pin_as_a_count(project, tmp_path, manager, api) -> None:
+    ai_rows.mixed_project(project)
+    project.ai_training = "both"
+    project.save()
+    _cycle(project, tmp_path)
+    [run] = api(manager).get(f"/api/projects/{project.id}/training-runs/").json()["results"]
+    shown = run["config"]["ai_mixing"]
+    assert "ai_judgment_ids" not in shown
+    assert (shown["ai_training"], shown["ai_judgments"]) == ("both", 3)

@@ -111,3 +111,29 @@ def test_the_api_shows_the_pin_as_a_count(project, tmp_path, manager, api) -> No
     shown = run["config"]["ai_mixing"]
     assert "ai_judgment_ids" not in shown
     assert (shown["ai_training"], shown["ai_judgments"]) == ("both", 3)
+
+
+def test_a_mixed_reward_model_records_its_sources(tiny_base, tmp_path, settings) -> None:
+    """End to end on the tiny model: the weighted AI pairs train a reward model, and the model
+    version's lineage says how many records came from humans and from AI."""
+    from tests.workers.conftest import make_loop_project
+    from workers.pipelines import step_reward
+
+    settings.LOOP_ARTIFACTS_DIR = str(tmp_path)
+    project = make_loop_project(tiny_base, ai_training="both", ai_weight=0.5, trainers=["rm"])
+    ai_rows.mixed_project(project)
+    run = models.TrainingRun.objects.create(
+        project=project,
+        status=models.RunStatus.RUNNING,
+        trainers=["rm"],
+        config={"rm_epochs": 1, "device": "cpu"},
+    )
+    ctx = steps.Context(run=run, project=project, root=tmp_path / "run", cfg=run_config(run))
+    for name, step in (("snapshot", step_snapshot), ("records", step_records)):
+        steps.run_step(ctx, name, step)
+    result = steps.run_step(ctx, "reward", step_reward)
+    assert result["pairs"] == 5
+    version = models.ModelVersion.objects.get(id=result["version"])
+    assert version.status == "ready"
+    assert version.config["sources"] == {"human": 4, "ai": 3}
+    assert (version.config["ai_training"], version.config["ai_weight"]) == ("both", 0.5)

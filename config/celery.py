@@ -30,10 +30,13 @@ TASK_ROUTES = {
     # An AI labeling pass goes to the queue its starter chose (annotation/services/ai_passes.py).
     "ai.run_pass.cpu": {"queue": "cpu"},
     "ai.run_pass.gpu": {"queue": "gpu"},
+    # A Constitutional AI batch likewise (start_cai_pass; workers/cai.py).
+    "ai.run_cai.cpu": {"queue": "cpu"},
+    "ai.run_cai.gpu": {"queue": "gpu"},
 }
 
 # The task modules a worker imports at start (by name: config never imports workers).
-TASK_MODULES = ["workers.tasks", "workers.ai_feedback"]
+TASK_MODULES = ["workers.tasks", "workers.ai_feedback", "workers.cai"]
 
 app = Celery("prefloop", include=TASK_MODULES)
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from training.records import DataError, load_jsonl
+from training.records import DataError, PreferencePair, load_jsonl
 
 COMMANDS = ("judge", "cai")
 
@@ -66,8 +67,54 @@ def run(command: str, args: dict[str, Any]) -> dict[str, Any]:
     return _judge(args) if command == "judge" else _cai(args)
 
 
+def judge_labelled(
+    judge: Any, pairs: Sequence[PreferencePair], *, principle: str = "", guidelines: str = ""
+) -> tuple[dict[str, Any], list[Any]]:
+    """Judge labelled pairs, shown as (chosen, rejected) on even rows and (rejected, chosen) on
+    odd ones; the figures (agreement with the label, flip rate, speed) and the verdicts.
+
+    ``agreement`` counts an inconsistent verdict as half a match (it is no choice: chance);
+    ``agreement_consistent`` is over the consistent verdicts only, with its 95 % Wilson interval.
+    """
+    from training.evaluate import wilson_interval
+    from training.judges import PairToJudge, flip_rate
+
+    todo = [
+        PairToJudge(
+            i, p.prompt, *((p.chosen, p.rejected) if i % 2 == 0 else (p.rejected, p.chosen))
+        )
+        for i, p in enumerate(pairs)
+    ]
+    started = time.perf_counter()
+    verdicts = judge.judge(todo, principle=principle, guidelines=guidelines)
+    seconds = time.perf_counter() - started
+    labels = [i % 2 for i in range(len(todo))]  # where the file's chosen response was shown
+    consistent = [(v, y) for v, y in zip(verdicts, labels, strict=True) if v.winner is not None]
+    agree = sum(v.winner == y for v, y in consistent)
+    n, k = len(verdicts), len(consistent)
+    rate = agree / k if k else None
+    low, high = wilson_interval(rate or 0.0, k)
+    tokens = sum(v.tokens for v in verdicts)
+    figures = {
+        "model": judge.name,
+        "template_hash": judge.template_hash,
+        "pairs": n,
+        "agreement": (agree + 0.5 * (n - k)) / n if n else None,
+        "agreement_consistent": rate,
+        "agreement_consistent_low": low if k else None,
+        "agreement_consistent_high": high if k else None,
+        "flip_rate": flip_rate(verdicts),
+        "mean_confidence": sum(v.confidence or 0 for v, _ in consistent) / k if k else None,
+        "tokens": tokens,
+        "seconds": round(seconds, 3),
+        "pairs_per_second": n / seconds if seconds > 0 else None,
+        "tokens_per_second": tokens / seconds if seconds > 0 else None,
+    }
+    return figures, verdicts
+
+
 def _judge(args: dict[str, Any]) -> dict[str, Any]:
-    from training.judges import PairToJudge, flip_rate, load_judge
+    from training.judges import load_judge
 
     pairs, report = load_jsonl(args["pairs"], "preference")
     if args["max_pairs"] and args["max_pairs"] > 0:
@@ -80,39 +127,13 @@ def _judge(args: dict[str, Any]) -> dict[str, Any]:
         else ("llm_judge", args["model"])
     )
     judge = load_judge(method, model, device=args["device"], batch_size=args["batch_size"])
-    todo = [
-        PairToJudge(
-            i, p.prompt, *((p.chosen, p.rejected) if i % 2 == 0 else (p.rejected, p.chosen))
-        )
-        for i, p in enumerate(pairs)
-    ]
-    started = time.perf_counter()
-    verdicts = judge.judge(todo, principle=args["principle"], guidelines=args["guidelines"])
-    seconds = time.perf_counter() - started
-    labels = [i % 2 for i in range(len(todo))]  # where the file's chosen response was shown
-    consistent = [(v, y) for v, y in zip(verdicts, labels, strict=True) if v.winner is not None]
-    agree = sum(v.winner == y for v, y in consistent)
-    # an inconsistent verdict is no choice: half credit in the overall figure (chance)
-    result = {
-        "judge": method,
-        "model": judge.name,
-        "template_hash": judge.template_hash,
-        "pairs": len(verdicts),
-        "agreement": (agree + 0.5 * (len(verdicts) - len(consistent))) / len(verdicts),
-        "agreement_consistent": agree / len(consistent) if consistent else None,
-        "flip_rate": flip_rate(verdicts),
-        "mean_confidence": (
-            sum(v.confidence or 0 for v, _ in consistent) / len(consistent) if consistent else None
-        ),
-        "tokens": sum(v.tokens for v in verdicts),
-        "seconds": round(seconds, 3),
-        "pairs_per_second": len(verdicts) / seconds if seconds > 0 else None,
-        "records": report.as_dict(),
-    }
+    figures, verdicts = judge_labelled(
+        judge, pairs, principle=args["principle"], guidelines=args["guidelines"]
+    )
     if args["out"]:
-        rows = [{**v.__dict__, "label": y} for v, y in zip(verdicts, labels, strict=True)]
+        rows = [{**v.__dict__, "label": i % 2} for i, v in enumerate(verdicts)]
         Path(args["out"]).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return result
+    return {"judge": method, **figures, "records": report.as_dict()}
 
 
 def read_principles(path: str) -> list[str]:

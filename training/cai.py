@@ -198,3 +198,10 @@ def as_records(results: Sequence[CAIResult]) -> tuple[list[PreferencePair], list
     kept = [r for r in results if r.dropped is None]
     pairs = [PreferencePair(r.prompt, r.revised, r.original) for r in kept]
     return pairs, [SFTExample(r.prompt, r.revised) for r in kept]
+
+
+def template_hash() -> str:
+    """sha256 of the critique and revision requests (stored with each CAI judgment)."""
+    import hashlib
+
+    return hashlib.sha256(f"{CRITIQUE_REQUEST}\n{REVISION_REQUEST}".encode()).hexdigest()

@@ -455,3 +455,110 @@ def ai_pass_fail(*, pass_id: int, error: str) -> bool:
             status=AIPassStatus.FAILED, error=error[-ERROR_CHARS:], finished_at=timezone.now()
         )
     )
+
+
+# ---------------------------------------------------------------- Constitutional AI batches
+
+RUN_CAI_TASKS = {"cpu": "ai.run_cai.cpu", "gpu": "ai.run_cai.gpu"}
+
+
+def start_cai_pass(
+    *,
+    project: Project,
+    user: Any,
+    model: Any = "",
+    queue: Any = "cpu",
+    prompt_ids: Any = None,
+    limit: Any = None,
+    principles: Any = None,
+    verify: Any = False,
+    enqueue: bool = True,
+) -> AIPass:
+    """Queue a Constitutional AI batch (``workers/cai.py``): for each prompt (``prompt_ids`` of
+    the project, or its train prompts in id order; at most ``limit``) the model at ``model``
+    (default: the installed SmolLM2) answers, critiques its answer against a principle of the
+    current constitution (one of ``principles``, default all) and revises it. ``verify`` also
+    makes a pairwise task of each (original, revised) pair for humans to check. The prompt ids
+    go in ``task_ids``; ``stats.verify_tasks`` keeps the flag. Bad input is a
+    :class:`ValidationFailed` naming the field, and nothing is written.
+
+    Locks: none; the batch is sent to its queue when the outermost transaction commits."""
+    from annotation.models import Prompt, Split
+
+    if queue not in QUEUES:
+        raise ValidationFailed(f"queue must be one of {', '.join(QUEUES)}.", field="queue")
+    if not isinstance(verify, bool):
+        raise ValidationFailed("verify must be true or false.", field="verify")
+    path = _check_model_path(model if model is not None else "")
+    constitution = constitution_current(project=project)
+    if constitution is None:
+        raise ValidationFailed(
+            "Constitutional AI needs a constitution: save the project's principles first.",
+            field="constitution",
+        )
+    indexes = _principle_indexes(constitution.principles, principles)
+    if limit is not None and (
+        isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_TASKS
+    ):
+        raise ValidationFailed(f"limit must be an integer from 1 to {MAX_TASKS}.", field="limit")
+    prompts = Prompt.objects.filter(project=project)
+    if prompt_ids is None or prompt_ids == []:
+        chosen = list(
+            prompts.filter(split=Split.TRAIN)
+            .order_by("id")
+            .values_list("id", flat=True)[: limit or MAX_TASKS]
+        )
+    else:
+        if not isinstance(prompt_ids, list | tuple) or not all(
+            isinstance(i, int) and not isinstance(i, bool) for i in prompt_ids
+        ):
+            raise ValidationFailed("prompt_ids must be a list of prompt ids.", field="prompt_ids")
+        wanted = list(dict.fromkeys(prompt_ids))[: limit or MAX_TASKS]
+        known = set(prompts.filter(id__in=wanted).values_list("id", flat=True))
+        unknown = [i for i in wanted if i not in known]
+        if unknown:
+            raise ValidationFailed(
+                f"Not prompts of this project: {', '.join(map(str, unknown[:10]))}.",
+                field="prompt_ids",
+            )
+        chosen = wanted
+    if not chosen:
+        raise ValidationFailed("This project has no prompts to revise.", field="prompt_ids")
+    with transaction.atomic():
+        ai_pass = AIPass.objects.create(
+            project=project,
+            method=AIMethod.CAI,
+            queue=queue,
+            model_path=path,
+            constitution=constitution,
+            principle_indexes=indexes,
+            task_ids=chosen,
+            total=len(chosen),
+            stats={"verify_tasks": verify},
+            created_by=user if getattr(user, "pk", None) else None,
+        )
+        if enqueue:
+            transaction.on_commit(lambda: _enqueue_cai_after_commit(ai_pass))
+    return ai_pass
+
+
+def _enqueue_cai_after_commit(ai_pass: AIPass) -> None:
+    from config.celery import send
+
+    try:
+        send(RUN_CAI_TASKS[ai_pass.queue], ai_pass.id)
+    except Exception:  # the broker is down: the batch stays queued
+        logger.exception("could not enqueue CAI pass %s", ai_pass.id)
+
+
+def cai_pass_claim(*, pass_id: int) -> bool:
+    """:func:`ai_pass_claim` for a CAI batch: queued/running -> running (attempts + 1); False
+    for a finished batch or another method. Locks: the row the conditional update writes."""
+    return bool(
+        AIPass.objects.filter(id=pass_id, status__in=ACTIVE_STATUSES, method=AIMethod.CAI).update(
+            status=AIPassStatus.RUNNING,
+            attempts=F("attempts") + 1,
+            started_at=Coalesce(F("started_at"), timezone.now()),
+            error="",
+        )
+    )

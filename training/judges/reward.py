@@ -35,18 +35,27 @@ class RewardModelJudge:
 
     template_hash = ""
 
-    def __init__(self, model: str, *, device: str = "auto", batch_size: int = 8) -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        device: str = "auto",
+        batch_size: int = 8,
+        max_length: int = MAX_LENGTH,
+        max_prompt_length: int = MAX_PROMPT_LENGTH,
+    ) -> None:
         if not model:
             raise ValueError("the reward-model judge needs a reward model artifact path")
         self.name = model
         self.batch_size = batch_size
+        self.lengths = {"max_length": max_length, "max_prompt_length": max_prompt_length}
         self.device = pick_device(device)
         self.tokenizer = load_tokenizer(model)
         self.model = load_reward_model(model, self.device, self.tokenizer.pad_token_id)
         self._encoder = Encoder(
             self.tokenizer,
-            max_length=MAX_LENGTH - n_special_tokens(self.tokenizer),
-            max_prompt_length=MAX_PROMPT_LENGTH,
+            max_length=max_length - n_special_tokens(self.tokenizer),
+            max_prompt_length=max_prompt_length,
         )
 
     def judge(
@@ -68,8 +77,7 @@ class RewardModelJudge:
                     self.tokenizer,
                     items,
                     batch_size=self.batch_size,
-                    max_length=MAX_LENGTH,
-                    max_prompt_length=MAX_PROMPT_LENGTH,
+                    **self.lengths,
                 )
             n = len(chunk)
             for i, pair in enumerate(chunk):

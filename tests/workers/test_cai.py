@@ -1,0 +1,216 @@
+"""The Constitutional AI step on the queue (workers/cai.py), without a broker.
+
+A scripted ``critique_and_revise`` stands in for the model (one real run on a tiny model checks
+the wiring): originals and revisions stored with their lineage, one CAI judgment per usable
+revision with the critique kept, optional pairwise tasks for humans to verify, progress and
+cost, a retry that skips the prompts done, and no human counter moved.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.db import OperationalError
+
+from annotation import models
+from annotation.errors import ValidationFailed
+from annotation.services import ai_passes
+from annotation.services.constitutions import constitution_save
+from tests.factories import PromptFactory, make_task
+from training.cai import CAIResult
+from workers import cai
+
+pytestmark = pytest.mark.django_db
+PRINCIPLES = ["Be harmless.", "Be honest."]
+
+
+def scripted(calls: list[list[int]], fail_on: int | None = None):
+    """Revises every prompt to "better <n>", except a prompt whose text asks for "same"."""
+
+    def run(model, tokenizer, items, principles, *, config):
+        calls.append([it.key for it in items])
+        if fail_on is not None and len(calls) == fail_on:
+            raise OperationalError("the database went away")
+        out = []
+        for it in items:
+            question = it.prompt[0]["content"]
+            revised = "first answer" if "same" in question else f"better {it.key}"
+            index = it.key % len(principles)
+            out.append(
+                CAIResult(
+                    key=it.key,
+                    prompt=it.prompt,
+                    principle_index=index,
+                    principle=principles[index],
+                    original="first answer",
+                    critique=f"too blunt ({it.key})",
+                    revised=revised,
+                    tokens=10,
+                    dropped="identical" if revised == "first answer" else None,
+                )
+            )
+        return out
+
+    return run
+
+
+@pytest.fixture
+def world(project, manager, monkeypatch, settings, tmp_path):
+    (tmp_path / ai_passes.DEFAULT_JUDGE_MODEL).mkdir()
+    settings.MODELS_DIR = tmp_path
+    constitution_save(project=project, principles=PRINCIPLES, user=manager)
+    loads: list[str] = []
+    monkeypatch.setattr(cai, "load_model", lambda path, device: (loads.append(path), None))
+    prompts = [
+        PromptFactory(project=project, messages=[{"role": "user", "content": f"q{i}"}])
+        for i in range(2)
+    ]
+    prompts.append(PromptFactory(project=project, messages=[{"role": "user", "content": "same"}]))
+    human = make_task(project)
+    return {"prompts": prompts, "manager": manager, "loads": loads, "human": human}
+
+
+def human_counters(project):
+    return list(
+        models.Task.objects.filter(project=project)
+        .order_by("id")
+        .values_list("id", "slots_taken", "judgments_done", "status")
+    )
+
+
+def start(project, world, **kwargs):
+    ids = [p.id for p in world["prompts"]]
+    return ai_passes.start_cai_pass(
+        project=project, user=world["manager"], prompt_ids=ids, enqueue=False, **kwargs
+    )
+
+
+def test_cai_stores_originals_revisions_and_judgments(project, world, monkeypatch) -> None:
+    calls: list[list[int]] = []
+    monkeypatch.setattr(cai, "critique_and_revise", scripted(calls))
+    before = human_counters(project)
+    ai_pass = start(project, world)
+    assert (ai_pass.method, ai_pass.total, ai_pass.task_ids) == (
+        "cai",
+        3,
+        [p.id for p in world["prompts"]],
+    )
+    assert cai.cai_execute(pass_id=ai_pass.id) == "succeeded"
+    ai_pass.refresh_from_db()
+    assert (ai_pass.status, ai_pass.done, ai_pass.progress) == ("succeeded", 3, 1.0)
+    assert ai_pass.stats["prompts"] == 3
+    assert ai_pass.stats["kept"] == 2
+    assert ai_pass.stats["dropped"] == {"identical": 1}
+    assert ai_pass.stats["tokens"] == 30
+    assert ai_pass.stats["skipped"] == 0
+    originals = models.Response.objects.filter(
+        origin=models.Origin.MODEL, source__startswith="cai:"
+    )
+    assert originals.count() == 3
+    judgments = list(models.AIJudgment.objects.filter(ai_pass=ai_pass).order_by("id"))
+    assert len(judgments) == 2
+    for j in judgments:
+        revised, original = j.chosen_response, j.rejected_response
+        assert (j.method, j.consistent, j.confidence, j.task_id) == ("cai", True, 1.0, None)
+        assert revised.origin == models.Origin.REVISION
+        assert revised.parent_id == original.id
+        assert revised.prompt_id == original.prompt_id
+        assert original.origin == models.Origin.MODEL
+        assert revised.generation_params["critique"] == j.critique
+        assert revised.generation_params["principle"] == j.principle
+        assert j.principle == PRINCIPLES[j.principle_index]
+        assert j.constitution_id == ai_pass.constitution_id
+        assert j.critique.startswith("too blunt")
+        assert len(j.template_hash) == 64
+    assert human_counters(project) == before  # no task created, none touched
+    # a finished pass is not run again
+    assert cai.cai_execute(pass_id=ai_pass.id) == "skipped"
+    assert len(calls) == 1
+
+
+def test_verify_tasks_put_each_pair_before_humans(project, world, monkeypatch) -> None:
+    monkeypatch.setattr(cai, "critique_and_revise", scripted([]))
+    ai_pass = start(project, world, verify=True)
+    assert cai.cai_execute(pass_id=ai_pass.id) == "succeeded"
+    judgments = models.AIJudgment.objects.filter(ai_pass=ai_pass)
+    assert judgments.count() == 2
+    for j in judgments:
+        assert j.task is not None
+        assert j.task.kind == "pairwise"
+        shown = set(j.task.task_responses.values_list("response_id", flat=True))
+        assert shown == {j.chosen_response_id, j.rejected_response_id}
+        assert (j.task.slots_taken, j.task.judgments_done) == (0, 0)
+
+
+def test_a_retry_skips_the_prompts_done(project, world, monkeypatch) -> None:
+    monkeypatch.setenv("AI_CAI_BATCH", "1")
+    calls: list[list[int]] = []
+    monkeypatch.setattr(cai, "critique_and_revise", scripted(calls, fail_on=2))
+    ai_pass = start(project, world)
+    with pytest.raises(OperationalError):  # transient: the Celery task retries it
+        cai.cai_execute(pass_id=ai_pass.id)
+    ai_pass.refresh_from_db()
+    assert (ai_pass.status, ai_pass.done) == ("running", 1)
+    assert ai_pass.progress == pytest.approx(1 / 3)
+    monkeypatch.setattr(cai, "critique_and_revise", scripted(calls))
+    assert cai.cai_execute(pass_id=ai_pass.id) == "succeeded"
+    first, *_ = world["prompts"]
+    assert calls[0] == [first.id]
+    assert [c[0] for c in calls[2:]] == [p.id for p in world["prompts"][1:]]
+    assert models.Response.objects.filter(source__startswith="cai:").count() == 3 + 2
+    # a duplicate batch stores nothing twice
+    item = cai.CAIPrompt(first.id, ({"role": "user", "content": "q0"},))
+    results = scripted([])(None, None, [item], PRINCIPLES, config=None)
+    stored = cai.cai_store(
+        ai_pass=ai_pass, results=results, indexes=[0, 1], model_name="m", seconds=0
+    )
+    assert stored == 0
+    assert models.AIJudgment.objects.filter(ai_pass=ai_pass).count() == 2
+
+
+def test_a_permanent_error_fails_the_pass(project, world, monkeypatch) -> None:
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(cai, "critique_and_revise", broken)
+    ai_pass = start(project, world)
+    assert cai.cai_execute(pass_id=ai_pass.id) == "failed"
+    ai_pass.refresh_from_db()
+    assert ai_pass.status == "failed"
+    assert "CUDA out of memory" in ai_pass.error
+
+
+def test_start_cai_pass_validates(project, world, manager) -> None:
+    with pytest.raises(ValidationFailed, match="Not prompts of this project"):
+        ai_passes.start_cai_pass(project=project, user=manager, prompt_ids=[10**9], enqueue=False)
+    with pytest.raises(ValidationFailed, match="verify"):
+        ai_passes.start_cai_pass(project=project, user=manager, verify="yes", enqueue=False)
+    with pytest.raises(ValidationFailed, match="queue"):
+        ai_passes.start_cai_pass(project=project, user=manager, queue="tpu", enqueue=False)
+    with pytest.raises(ValidationFailed, match="principle"):
+        ai_passes.start_cai_pass(project=project, user=manager, principles=[5], enqueue=False)
+    everything = ai_passes.start_cai_pass(project=project, user=manager, limit=2, enqueue=False)
+    assert len(everything.task_ids) == 2
+    assert models.AIPass.objects.filter(project=project).count() == 1
+
+
+def test_no_constitution_no_cai(project, manager, settings, tmp_path) -> None:
+    (tmp_path / ai_passes.DEFAULT_JUDGE_MODEL).mkdir()
+    settings.MODELS_DIR = tmp_path
+    PromptFactory(project=project)
+    with pytest.raises(ValidationFailed, match="constitution"):
+        ai_passes.start_cai_pass(project=project, user=manager, enqueue=False)
+
+
+def test_cai_on_a_tiny_model(project, world, monkeypatch, tmp_path) -> None:
+    """The real path end to end: model loading, three generate calls, storing."""
+    from training.tiny import write_tiny_causal_lm
+
+    path = write_tiny_causal_lm(tmp_path / "lm", chat_template=True, n_positions=1024)
+    monkeypatch.undo()  # the real load_model
+    project.max_new_tokens = 4
+    project.save(update_fields=["max_new_tokens"])
+    ai_pass = start(project, world, model=str(path))
+    assert cai.cai_execute(pass_id=ai_pass.id) == "succeeded"
+    ai_pass.refresh_from_db()
+    assert ai_pass.done + ai_pass.stats["skipped"] == 3
+    assert ai_pass.stats["tokens"] > 0

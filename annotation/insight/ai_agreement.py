@@ -46,7 +46,7 @@ import itertools
 import json
 import warnings
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -379,13 +379,13 @@ def humans_by_task(votes: Iterable[HumanVote]) -> dict[int, list[int]]:
 
 
 def read_votes(
-    project_id: int, ai_pass_id: int | None = None
+    project_id: int, ai_pass_ids: Collection[int] | None = None
 ) -> tuple[list[AIVote], list[HumanVote]]:
-    """The AI verdicts (of one pass, or all) and the eligible human A/B votes on their tasks,
-    both coded by the task's own response order."""
+    """The AI verdicts (of these passes, or all) and the eligible human A/B votes on their
+    tasks, both coded by the task's own response order."""
     ai_rows = AIJudgment.objects.filter(project_id=project_id, task__isnull=False)
-    if ai_pass_id is not None:
-        ai_rows = ai_rows.filter(ai_pass_id=ai_pass_id)
+    if ai_pass_ids is not None:
+        ai_rows = ai_rows.filter(ai_pass_id__in=list(ai_pass_ids))
     raw = list(
         ai_rows.order_by("id").values_list(
             "ai_pass_id",
@@ -437,18 +437,21 @@ def ai_agreement(
     *,
     ai_pass_id: int | None = None,
     principles: bool = True,
+    limit: int | None = None,
     n_boot: int | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Every AI pass of the project (or one) with its agreement figures, newest pass first.
-
-    ``principles=False`` leaves out the per-principle groups (the dashboard's card)."""
-    passes = (
+    """Every AI pass of the project (or one, or the newest ``limit``) with its agreement
+    figures, newest pass first. ``principles=False`` leaves out the per-principle groups (the
+    dashboard's card)."""
+    query = (
         AIPass.objects.filter(project_id=project_id).select_related("model_version").order_by("-id")
     )
+    total = query.count()
     if ai_pass_id is not None:
-        passes = passes.filter(id=ai_pass_id)
-    ai, human_votes = read_votes(project_id, ai_pass_id)
+        query = query.filter(id=ai_pass_id)
+    passes = list(query[:limit] if limit else query)
+    ai, human_votes = read_votes(project_id, [p.id for p in passes])
     humans = humans_by_task(human_votes)
     by_pass: dict[int, list[AIVote]] = defaultdict(list)
     for v in ai:
@@ -474,6 +477,7 @@ def ai_agreement(
     return {
         "project": project_id,
         "passes": out,
+        "total_passes": total,
         "human_tasks": len(humans),
         "n_boot": n_boot,  # None: each group's own (its "n_boot")
         "seed": seed,
@@ -482,6 +486,7 @@ def ai_agreement(
 
 
 CACHE_SECONDS = 24 * 3600
+CARD_PASSES = 5  # the overview's card looks at the newest passes only
 
 
 def ai_pass_option(project_id: int, value: Any) -> int | None:
@@ -500,28 +505,35 @@ def ai_pass_option(project_id: int, value: Any) -> int | None:
 
 
 def ai_agreement_cached(
-    project_id: int, *, ai_pass_id: int | None = None, principles: bool = True
+    project_id: int,
+    *,
+    ai_pass_id: int | None = None,
+    principles: bool = True,
+    limit: int | None = None,
 ) -> dict[str, Any]:
-    """:func:`ai_agreement`, cached until a human vote, an exclusion or an AI verdict changes
-    (the dashboard's fingerprint plus the AI table's newest row and count)."""
+    """:func:`ai_agreement`, cached until a human vote, an exclusion, an AI verdict or a pass's
+    status changes (the dashboard's fingerprint plus the AI tables' newest rows)."""
     from django.core.cache import cache
     from django.db.models import Count, Max
 
     from annotation.insight.dashboard import fingerprint
 
     ai = AIJudgment.objects.filter(project_id=project_id).aggregate(m=Max("id"), n=Count("id"))
-    passes = AIPass.objects.filter(project_id=project_id).aggregate(m=Max("id"))
-    key = "ai-agreement:v1:{}:{}:{}:{}".format(
+    passes = AIPass.objects.filter(project_id=project_id).aggregate(
+        m=Max("id"), s=Max("started_at"), f=Max("finished_at")
+    )
+    key = "ai-agreement:v1:{}:{}:{}:{}:{}".format(
         project_id,
         ai_pass_id,
         int(principles),
+        limit,
         hashlib.sha256(
             json.dumps([fingerprint(project_id), ai, passes], default=str).encode()
         ).hexdigest(),
     )
     out = cache.get(key)
     if out is None:
-        out = ai_agreement(project_id, ai_pass_id=ai_pass_id, principles=principles)
+        out = ai_agreement(project_id, ai_pass_id=ai_pass_id, principles=principles, limit=limit)
         cache.set(key, out, CACHE_SECONDS)
     return out
 
@@ -531,6 +543,7 @@ def dashboard_card(project_id: int) -> dict[str, Any] | None:
     newest pass when none does), overall figures only; None before the first pass."""
     if not AIPass.objects.filter(project_id=project_id).exists():
         return None
-    passes = ai_agreement_cached(project_id, principles=False)["passes"]
+    data = ai_agreement_cached(project_id, principles=False, limit=CARD_PASSES)
+    passes = data["passes"]
     shown = next((p for p in passes if p["overall"]["tasks"]), passes[0])
-    return {"pass": shown, "overall": shown["overall"], "passes": len(passes)}
+    return {"pass": shown, "overall": shown["overall"], "passes": data["total_passes"]}

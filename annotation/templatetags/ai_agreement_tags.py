@@ -21,14 +21,14 @@ NONE = "\u2013"  # an en dash, as the other tables print a missing figure
 
 @register.simple_tag
 def ai_agreement_panel(project: Project) -> dict[str, Any]:
-    data = ai_agreement_cached(project.id)
-    passes = data["passes"][:PASSES_SHOWN]
+    data = ai_agreement_cached(project.id, limit=PASSES_SHOWN)
+    passes = data["passes"]
     eligible = eligible_ai_judgments(
         project_id=project.id, min_confidence=project.ai_min_confidence
     )
     return {
         "passes": passes,
-        "more_passes": max(0, len(data["passes"]) - PASSES_SHOWN),
+        "more_passes": max(0, data["total_passes"] - len(passes)),
         "mixing": {
             "ai_training": project.ai_training,
             "ai_weight": project.ai_weight,

@@ -214,3 +214,12 @@ def test_cai_on_a_tiny_model(project, world, monkeypatch, tmp_path) -> None:
     ai_pass.refresh_from_db()
     assert ai_pass.done + ai_pass.stats["skipped"] == 3
     assert ai_pass.stats["tokens"] > 0
+
+
+def test_cai_tasks_are_routed_by_queue() -> None:
+    from config import celery
+
+    for queue, name in ai_passes.RUN_CAI_TASKS.items():
+        assert celery.TASK_ROUTES[name] == {"queue": queue}
+        assert name in celery.app.tasks
+    assert "workers.cai" in celery.TASK_MODULES

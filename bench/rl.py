@@ -11,8 +11,10 @@ into one optimizer update per rollout: ``per_device_train_batch_size = batch_siz
 ``gradient_accumulation_steps = steps_per_generation = prompts * k / batch_size``), one pass over
 each rollout (``num_iterations = 1``, ours ``ppo_epochs = num_minibatches = 1``), clip 0.2, the
 same beta, AdamW at the same learning rate with cosine decay and no warm-up, grad-norm clip 1,
-seed 0, fp32 on CPU (bf16 autocast on CUDA), no vLLM, no evaluation, no saving for TRL (ours
-writes its artifact after the loop, outside the timed span).
+seed 0, fp32 on CPU (bf16 autocast on CUDA), gradient checkpointing on both sides (TRL's
+RLOO/GRPO configs default to it; ``--no-gradient_checkpointing`` turns it off on both), no vLLM,
+no evaluation, no saving for TRL (ours writes its artifact after the loop, outside the timed
+span).
 
 Each (method, implementation) cell runs in a fresh subprocess so its peak memory is its own:
 ``resource.getrusage`` max RSS on CPU, ``torch.cuda.max_memory_allocated`` on CUDA.
@@ -204,6 +206,7 @@ def run_ours(method: str, work: Path, s: dict, evaluate: bool) -> dict:
         device=s["device"],
         eval_samples=s["eval_samples"],
         kl_alarm=0.0,
+        gradient_checkpointing=s["gradient_checkpointing"],
     )
     train = prompts_of(s["prompts"])
     evals = prompts_of(s["eval_prompts"], offset=s["prompts"]) if evaluate else []
@@ -273,6 +276,8 @@ def run_trl(method: str, work: Path, s: dict) -> dict:
         "dataloader_num_workers": 0,
         "disable_dropout": True,
         "shuffle_dataset": False,
+        # TRL's RLOO/GRPO configs default to True; set explicitly so both sides run alike
+        "gradient_checkpointing": s["gradient_checkpointing"],
     }
     if method == "rloo":
         from trl import RLOOConfig as Config
@@ -424,6 +429,12 @@ def main() -> None:
     parser.add_argument("--trl", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--gradient_checkpointing",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="both sides (TRL's RLOO/GRPO default: on)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tiny", action="store_true", help="a tiny random GPT-2 (smoke test)")
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
@@ -448,7 +459,8 @@ def main() -> None:
             f"model {Path(model).name}; {args.prompts} prompts x k={args.k}, {args.new_tokens} "
             f"new tokens, {args.steps} steps, micro-batch {args.batch_size}, lr "
             f"{args.learning_rate}, beta {args.beta}, device {args.device}, {args.threads} "
-            f"threads; reward: the same Python rule on both sides ({REWARD}), so the "
+            f"threads, gradient checkpointing {'on' if args.gradient_checkpointing else 'off'} "
+            f"on both sides; reward: the same Python rule on both sides ({REWARD}), so the "
             "comparison is about the trainers",
             flush=True,
         )

@@ -126,12 +126,19 @@ def cosine_schedule(warmup: int, total: int, min_ratio: float) -> Callable[[int]
 
 
 def build_optimizer(params: list[torch.nn.Parameter], config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW, fused where torch has the kernel (CPU and CUDA floating-point parameters): one
+    kernel per parameter instead of a chain of element-wise ops, so no step-sized temporaries
+    (measured: lower peak memory and a faster step; TRL's default is the fused one too)."""
+    fused = bool(params) and all(
+        p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params
+    )
     return torch.optim.AdamW(
         params,
         lr=config.learning_rate,
         betas=(config.adam_beta1, config.adam_beta2),
         eps=config.adam_epsilon,
         weight_decay=config.weight_decay,
+        fused=fused or None,
     )
 
 

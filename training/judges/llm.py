@@ -96,6 +96,7 @@ class LLMJudge:
                 attention_mask=mask,
                 position_ids=positions,
                 use_cache=False,
+                logits_to_keep=1,  # the LM head at the last position only: (B, 1, V)
             ).logits[:, -1]  # (B, V)
             out[rows] = logits[:, list(self.answers)].float().cpu()
         return out

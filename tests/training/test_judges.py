@@ -211,3 +211,26 @@ def test_judge_cli_prints_agreement_flip_rate_and_speed(tiny_chat_lm, tiny_rm, t
     helptext = capsys.readouterr().out
     assert "judge" in helptext
     assert "cai" in helptext
+
+
+def test_bench_ai_feedback_runs_and_prints_its_table(tiny_chat_lm, tiny_rm, capsys) -> None:
+    """bench/ai_feedback.py keeps running: both judges on 4 HH pairs (tiny models)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("bench_ai", root / "bench" / "ai_feedback.py")
+    assert spec is not None
+    assert spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["bench_ai"] = bench
+    spec.loader.exec_module(bench)
+    if not bench.HH.is_file():
+        pytest.skip("shared HH-RLHF sample not present")
+    argv = ["--pairs", "4", "--llm", str(tiny_chat_lm), "--rm", str(tiny_rm), "--max-length", "128"]
+    assert bench.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "reward_model" in out
+    assert "llm_judge" in out
+    assert "flip rate" in out

@@ -6,7 +6,8 @@ Both responses are scored (:func:`training.generate.score`, the scorer the loop 
 
 the Bradley-Terry probability the model was trained on. A reward model scores each response on
 its own, so the order it is shown in cannot matter: ``p_first_order == p_second_order``, the flip
-rate is 0 by construction and the two "orders" are one computation, not two runs. Principle and
+rate is 0 by construction (an exact tie, P = 0.5, is no choice and the one way to be
+"inconsistent") and the two "orders" are one computation, not two runs. Principle and
 guidelines are ignored (the reward model learnt its own criteria). ``template_hash`` is "".
 Tokens counts the (prompt, response) tokens of both responses.
 """

@@ -3,7 +3,7 @@ PY ?= .venv/bin/python
 PIP ?= .venv/bin/pip
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: install run test test-fast lint format bench bench-serve bench-train demo clean
+.PHONY: install run test test-fast test-manual lint format bench bench-serve bench-train demo clean
 
 .venv/installed: pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv .venv
@@ -25,7 +25,11 @@ test: install
 	./scripts/test.sh
 
 test-fast: install
-	./scripts/test.sh -m "not slow and not browser"
+	./scripts/test.sh -m "not slow and not browser and not manual"
+
+# Tests too long for CI (pyproject.toml's `manual` marker), e.g. the demo's real retrain (~10 min).
+test-manual: install
+	./scripts/test.sh -m manual
 
 lint: install
 	.venv/bin/ruff check .

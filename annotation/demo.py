@@ -1,5 +1,12 @@
 """A demo project made by the project itself (no outside data): a few dozen prompts with
-candidate responses of visibly different quality, and tasks of every kind."""
+candidate responses of visibly different quality, and tasks of every kind.
+
+``make run`` gives it the real chat model (SmolLM2-135M-Instruct, installed offline by
+``manage.py base_model install``) and :func:`demo_bootstrap` queues its first cycle at once: with no
+labels yet the reward-model and policy steps skip, so the workers only sample candidates from the
+base model for a few prompts and make tasks of them, beside the hand-written responses. The run
+page shows that cycle's progress like any other.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +16,37 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from annotation.importers import ImportRecord
-from annotation.models import Project, Role
+from annotation.models import (
+    ACTIVE_RUN_STATUSES,
+    ModelKind,
+    ModelVersion,
+    Origin,
+    Project,
+    Role,
+    TrainingRun,
+)
 from annotation.services.imports import import_records
+from annotation.services.loop import retrain_claim
 from annotation.services.projects import membership_set, project_create
+from annotation.services.runs import version_activate, version_base
 
 DEMO_SLUG = "demo"
+# Until issue 13, ``make run`` wrote a tiny random model to ``var/models/demo-base`` and gave the
+# demo project that folder. A database from then still names it: ``demo_setup`` moves such a
+# project to the base model it is given (the real one), and makes that model's base version the
+# active policy (the tiny model's descendants stay in the registry, inactive).
+LEGACY_BASE_NAME = "demo-base"
+# Sampling settings for the demo's real model, sized for a 2-core CPU: 4 candidates per prompt
+# (one ranking task), up to 80 new tokens (SmolLM2 answers these prompts in 40-80 tokens).
+DEMO_GENERATION = {"samples_per_prompt": 4, "max_new_tokens": 80, "temperature": 0.8, "top_p": 0.95}
+# The first cycle (run options, annotation/run_options.py): candidates for 8 prompts (32 samples,
+# about a minute on 2 cores), random pairs among them and 8 beside a hand-written response.
+DEMO_BOOTSTRAP = {
+    "prompts_per_cycle": 8,
+    "pairs_per_cycle": 16,
+    "compare_pairs_per_cycle": 8,
+    "eval_prompts": 4,
+}
 DEMO_PASSWORD = "demo-password"
 DEMO_USERS = [
     ("manager", Role.MANAGER),
@@ -97,7 +130,8 @@ def demo_records(seed: int = 7) -> list[ImportRecord]:
 
 def demo_setup(*, base_model: str = "") -> tuple[Project, list[tuple[str, str]]]:
     """Create (or find) the demo project and users. Safe to run more than once. ``base_model``
-    (a local model folder) is set on the project if it has none, so "retrain now" can run."""
+    (a local model folder) is set on the project if it has none, or if it still names the old
+    tiny ``demo-base`` model (see ``LEGACY_BASE_NAME``), so "retrain now" can run."""
     users = get_user_model().objects
     with transaction.atomic():
         admin, created = users.get_or_create(
@@ -118,9 +152,8 @@ def demo_setup(*, base_model: str = "") -> tuple[Project, list[tuple[str, str]]]
                 ranking_size=4,
             )
             import_records(project=project, records=demo_records())
-        if base_model and not project.base_model:
-            project.base_model = base_model
-            project.save(update_fields=["base_model"])
+        if base_model and _replaceable(project.base_model, base_model):
+            _set_base_model(project, base_model)
         for username, role in DEMO_USERS:
             user, created = users.get_or_create(username=username)
             if created:
@@ -129,3 +162,40 @@ def demo_setup(*, base_model: str = "") -> tuple[Project, list[tuple[str, str]]]
             membership_set(project=project, user=user, role=role)
     logins = [("admin", "site admin"), *((u, r) for u, r in DEMO_USERS)]
     return project, logins
+
+
+def _replaceable(current: str, new: str) -> bool:
+    """A base model demo_setup may set: none yet, or the legacy tiny model (never a user's)."""
+    legacy = current.rstrip("/").rsplit("/", 1)[-1] == LEGACY_BASE_NAME
+    return not current or (legacy and current != new)
+
+
+def _set_base_model(project: Project, base_model: str) -> None:
+    """Point the demo at ``base_model`` with the demo's sampling settings. A project moved off
+    the legacy model gets the new base as its active policy and no active reward model (both
+    were trained on the tiny model, whose vocabulary is not the new one's)."""
+    moved = bool(project.base_model)
+    project.base_model = base_model
+    for name, value in DEMO_GENERATION.items():
+        setattr(project, name, value)
+    project.save(update_fields=["base_model", *DEMO_GENERATION])
+    if moved:
+        ModelVersion.objects.filter(project=project, kind=ModelKind.REWARD, is_active=True).update(
+            is_active=False
+        )
+        version_activate(version_id=version_base(project=project).id)
+
+
+def demo_bootstrap(project: Project) -> TrainingRun | None:
+    """Queue the demo's first cycle (``DEMO_BOOTSTRAP``) unless the project has model-generated
+    candidates already or a cycle is queued or running; the run, or None when none was queued.
+    The worker gets it when the transaction commits (a worker started later still finds it in
+    the broker; a lost message is re-sent by the policy tick)."""
+    if not project.base_model:
+        return None
+    generated = project.prompts.filter(responses__origin=Origin.MODEL).exists()
+    active = TrainingRun.objects.filter(project=project, status__in=ACTIVE_RUN_STATUSES)
+    if generated or active.exists():
+        return None
+    with transaction.atomic():
+        return retrain_claim(project=project, triggered_by="demo", config=dict(DEMO_BOOTSTRAP))

@@ -93,6 +93,9 @@ RUN_OPTIONS: dict[str, Option] = {
     "learning_rate": _float(0.0, 0, 1, "reward model; 0 = the training library's default"),
     "policy_learning_rate": _float(0.0, 0, 1, "0 = the library's default for the trainer"),
     "beta": _float(0.1, 0, 1_000, "DPO/KTO beta", low_open=True),
+    "lora_r": _int(
+        0, 0, 1_024, "LoRA rank of the reward model and offline policy trainers; 0 = all weights"
+    ),
     "rm_pairs_prompts": _int(0, 0, 100_000, "prompts whose parent samples become RM-judged pairs"),
     # Online RL (ppo, rloo, grpo, best_of_n): small by default, so a cycle's RL step on the tiny
     # demo model takes seconds on a CPU; raise them on a GPU.

@@ -35,6 +35,23 @@ def env_flag(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _run_defaults(raw: str) -> dict[str, object]:
+    """``LOOP_RUN_DEFAULTS``: a JSON object of run options, checked against the one table the
+    API uses (annotation/run_options.py is pure Python); a bad value stops the process."""
+    import json
+
+    from annotation.run_options import run_config_problem
+
+    try:
+        value = json.loads(raw) if raw.strip() else {}
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"LOOP_RUN_DEFAULTS is not JSON: {exc}") from None
+    problem = run_config_problem(value)
+    if problem is not None:
+        raise ImproperlyConfigured(f"LOOP_RUN_DEFAULTS: {problem[1]}")
+    return dict(value)
+
+
 DEBUG = env_flag("DEBUG", default=True)
 
 DEV_SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"
@@ -337,6 +354,9 @@ CELERY_BEAT_SCHEDULE = {
 }
 # Where cycles write model artifacts (a volume in docker-compose.yml).
 LOOP_ARTIFACTS_DIR = Path(os.environ.get("LOOP_ARTIFACTS_DIR", ARTIFACTS_DIR))
+# Run options (annotation/run_options.py) every cycle on this site starts from, as JSON; a run's
+# own config overrides them. scripts/run.sh sizes the embedded default's cycles for a CPU here.
+LOOP_RUN_DEFAULTS = _run_defaults(os.environ.get("LOOP_RUN_DEFAULTS", ""))
 
 # Security headers (production values; harmless in development).
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -216,6 +216,7 @@ def step_reward(ctx: Context) -> tuple[dict[str, Any], Any]:
         num_epochs=int(ctx.cfg["rm_epochs"]),
         seed=int(ctx.cfg["seed"]),
         device=ctx.cfg["device"],
+        lora_r=int(ctx.cfg["lora_r"]),
         **kw,
         **_tracking(ctx, "rm"),
     )
@@ -272,6 +273,8 @@ def _policy_config(ctx: Context, trainer: str, parent: ModelVersion, out: Path) 
         common["learning_rate"] = float(ctx.cfg["policy_learning_rate"])
     if "beta" in fields:
         common["beta"] = float(ctx.cfg["beta"])
+    if "lora_r" in fields and trainer not in online.ON_POLICY:
+        common["lora_r"] = int(ctx.cfg["lora_r"])
     if "ref_cache_dir" in fields:
         common["ref_cache_dir"] = str(ctx.root / "refcache")
     if trainer in online.ON_POLICY:

@@ -17,6 +17,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -161,13 +162,16 @@ def retrain_claim(
     trainers: list[str] | None = None,
 ) -> TrainingRun | None:
     """Insert a queued run for ``project``; ``None`` when a cycle is already queued or running.
-    ``trainers`` (registered trainers, training/contract/trainers.py) defaults to the project's.
+    ``trainers`` (registered trainers, training/contract/trainers.py) defaults to the project's;
+    ``config`` is laid over the site's ``LOOP_RUN_DEFAULTS``.
 
     Locks: none in Python; the unique partial index on active runs decides between racing callers
     (the insert runs in a savepoint so the caller's transaction survives losing). The cycle is
     enqueued when the outermost transaction commits.
     """
-    config = _check_config(config if config is not None else {})
+    # the site's defaults (settings.LOOP_RUN_DEFAULTS) are written into the run, so its page
+    # and lineage show the options it really ran with
+    config = {**settings.LOOP_RUN_DEFAULTS, **_check_config(config if config is not None else {})}
     if trainers is not None:
         trainers = _check_trainers(trainers)
     else:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from training.contract.records import Prompt
-from training.judges import PairToJudge, ProgressFn, Verdict, combine
+from training.judges.verdicts import PairToJudge, ProgressFn, Verdict, combine
 
 
 def _sigmoid(x: float) -> float:

@@ -24,8 +24,8 @@ import torch
 
 from training.base_models import default_models_dir
 from training.batching import left_pad
-from training.judges import PairToJudge, ProgressFn, Verdict, combine
 from training.judges.templates import ANSWERS, judge_message, template_hash
+from training.judges.verdicts import PairToJudge, ProgressFn, Verdict, combine
 from training.modeling import context_window, load_causal_lm, load_tokenizer, pick_device
 from training.tokenize import render_prompt
 

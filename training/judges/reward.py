@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 
 from training.generate import score
-from training.judges import PairToJudge, ProgressFn, Verdict, combine
+from training.judges.verdicts import PairToJudge, ProgressFn, Verdict, combine
 from training.modeling import load_reward_model, load_tokenizer, pick_device
 from training.tokenize import Encoder, n_special_tokens
 

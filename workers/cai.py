@@ -18,8 +18,10 @@ time; after each batch, in one transaction holding the pass row, it stores per p
 and recounts the pass's done, progress and stats from the stored rows. Idempotent: a prompt is
 done once its original is stored, and the check is repeated under the pass's row lock, so a
 retried or duplicated message skips what is stored. An original answer the database cannot show
-(empty, invalid text: :func:`annotation.textcheck.unreadable_reason`) stores nothing and stays
-pending (``stats.skipped`` at the end). Nothing here touches human tasks' slots or judgments.
+(empty, invalid text: :func:`annotation.textcheck.unreadable_reason`) stores no row: the prompt
+is recorded as done-but-unusable in ``stats.unusable`` ({prompt id: reason}; counted in
+``stats.dropped`` as ``original_<reason>``), so a retry does not generate it again and the pass
+finishes. Nothing here touches human tasks' slots or judgments.
 """
 
 from __future__ import annotations
@@ -79,9 +81,15 @@ def _originals(ai_pass: AIPass) -> Any:
     )
 
 
+def _unusable(ai_pass: AIPass) -> dict[str, str]:
+    """{prompt id (as a JSON key): why its original answer could not be stored}."""
+    return dict(ai_pass.stats.get("unusable") or {})
+
+
 def cai_pending(ai_pass: AIPass) -> list[Prompt]:
-    """The pass's prompts without a stored original answer, in the pass's order."""
+    """The pass's prompts without a stored (or an unusable) original answer, in order."""
     done = set(_originals(ai_pass).values_list("prompt_id", flat=True))
+    done |= {int(key) for key in _unusable(ai_pass)}
     wanted = [i for i in ai_pass.task_ids if i not in done]
     rows = {p.id: p for p in Prompt.objects.filter(id__in=wanted, project_id=ai_pass.project_id)}
     return [rows[i] for i in wanted if i in rows]
@@ -118,7 +126,14 @@ def cai_store(
             .filter(prompt_id__in=[r.key for r in results])
             .values_list("prompt_id", flat=True)
         )
-        todo = [r for r in results if r.key not in done and unreadable_reason(r.original) is None]
+        unusable = _unusable(locked)
+        done |= {int(key) for key in unusable}
+        fresh = [r for r in results if r.key not in done]
+        for r in fresh:
+            why = unreadable_reason(r.original)
+            if why is not None:
+                unusable[str(r.key)] = why
+        todo = [r for r in fresh if str(r.key) not in unusable]
         reasons = [_usable(r) for r in todo]
         originals = Response.objects.bulk_create(
             [
@@ -188,20 +203,22 @@ def cai_store(
                 for (r, original), new, task in zip(kept, revised, tasks, strict=True)
             ]
         )
-        _recount(locked, seconds)
-    return len(todo)
+        _recount(locked, seconds, unusable)
+    return len(fresh)
 
 
-def _recount(locked: AIPass, seconds: float) -> None:
+def _recount(locked: AIPass, seconds: float, unusable: dict[str, str]) -> None:
     params = list(_originals(locked).values_list("generation_params", flat=True))
     dropped = Counter(p.get("dropped") for p in params if p.get("dropped"))
-    locked.done = min(len(params), locked.total)
+    dropped.update(f"original_{why}" for why in unusable.values())
+    locked.done = min(len(params) + len(unusable), locked.total)
     locked.progress = locked.done / locked.total if locked.total else 1.0
     locked.stats = {
         "verify_tasks": bool(locked.stats.get("verify_tasks")),
-        "prompts": len(params),
-        "kept": len(params) - sum(dropped.values()),
+        "prompts": len(params) + len(unusable),
+        "kept": len(params) + len(unusable) - sum(dropped.values()),
         "dropped": dict(sorted(dropped.items())),
+        "unusable": dict(sorted(unusable.items())),
         "tokens": sum(int(p.get("tokens") or 0) for p in params),
         "seconds": round(float(locked.stats.get("seconds", 0.0)) + seconds, 3),
     }

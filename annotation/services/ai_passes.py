@@ -247,19 +247,18 @@ def ai_pass_get(*, project: Project, pass_id: int) -> AIPass:
 
 
 def ai_pass_requeue_stale(*, older_than_seconds: int = 600) -> list[int]:
-    """Re-send passes still queued and never claimed after ``older_than_seconds`` (their message
-    was lost: broker down at commit). Claiming is conditional: a duplicate is harmless."""
+    """Re-send passes (labeling passes and CAI batches, each to its own task) still queued and
+    never claimed after ``older_than_seconds`` (their message was lost: broker down at commit).
+    Claiming is conditional: a duplicate is harmless."""
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     stale = list(
-        AIPass.objects.filter(
-            status=AIPassStatus.QUEUED,
-            attempts=0,
-            created_at__lt=cutoff,
-            method__in=STARTABLE_METHODS,  # a CAI batch has its own task (workers/cai.py)
-        )
+        AIPass.objects.filter(status=AIPassStatus.QUEUED, attempts=0, created_at__lt=cutoff)
     )
     for ai_pass in stale:
-        enqueue_pass(ai_pass)
+        if ai_pass.method == AIMethod.CAI:  # a CAI batch has its own task (workers/cai.py)
+            enqueue_cai(ai_pass)
+        else:
+            enqueue_pass(ai_pass)
     return [p.id for p in stale]
 
 
@@ -542,11 +541,16 @@ def start_cai_pass(
     return ai_pass
 
 
-def _enqueue_cai_after_commit(ai_pass: AIPass) -> None:
+def enqueue_cai(ai_pass: AIPass) -> None:
+    """Send a CAI batch to its queue (by name; routing: ``config/celery.py``)."""
     from config.celery import send
 
+    send(RUN_CAI_TASKS[ai_pass.queue], ai_pass.id)
+
+
+def _enqueue_cai_after_commit(ai_pass: AIPass) -> None:
     try:
-        send(RUN_CAI_TASKS[ai_pass.queue], ai_pass.id)
+        enqueue_cai(ai_pass)
     except Exception:  # the broker is down: the batch stays queued
         logger.exception("could not enqueue CAI pass %s", ai_pass.id)
 

@@ -311,12 +311,14 @@ def test_a_pass_whose_message_was_lost_is_sent_again_by_the_policy_tick(
     fresh = start(project, world["manager"])
     lost = start(project, world["manager"], queue="gpu")
     claimed = start(project, world["manager"])
-    cai = models.AIPass.objects.create(project=project, method="cai")  # workers/cai.py's own
+    cai = models.AIPass.objects.create(project=project, method="cai")  # sent to its own task
     old = timezone.now() - timedelta(minutes=30)
     models.AIPass.objects.filter(id__in=[lost.id, claimed.id, cai.id]).update(created_at=old)
     models.AIPass.objects.filter(id=claimed.id).update(attempts=1, status="running")
     policy_tick()
     assert ("ai.run_pass.gpu", (lost.id,)) in sent
+    assert ("ai.run_cai.cpu", (cai.id,)) in sent
+    assert ("ai.run_pass.cpu", (cai.id,)) not in sent
     assert all(
         args[0] not in (fresh.id, claimed.id) for name, args in sent if name.startswith("ai.")
     )

@@ -8,6 +8,8 @@ cost, a retry that skips the prompts done, and no human counter moved.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from django.db import OperationalError
 
@@ -223,3 +225,58 @@ def test_cai_tasks_are_routed_by_queue() -> None:
         assert celery.TASK_ROUTES[name] == {"queue": queue}
         assert name in celery.app.tasks
     assert "workers.cai" in celery.TASK_MODULES
+
+
+def test_an_unusable_original_is_recorded_and_never_retried(project, world, monkeypatch) -> None:
+    """An original the database cannot show stores no row, but the prompt is done: the pass
+    finishes, and a retry does not generate it again."""
+    calls: list[list[int]] = []
+    base = scripted(calls)
+    first = world["prompts"][0]
+
+    def empty_first(model, tokenizer, items, principles, *, config):
+        out = base(model, tokenizer, items, principles, config=config)
+        return [r if r.key != first.id else dataclasses.replace(r, original="  ") for r in out]
+
+    monkeypatch.setattr(cai, "critique_and_revise", empty_first)
+    ai_pass = start(project, world)
+    assert cai.cai_execute(pass_id=ai_pass.id) == "succeeded"
+    ai_pass.refresh_from_db()
+    assert (ai_pass.done, ai_pass.progress, ai_pass.stats["skipped"]) == (3, 1.0, 0)
+    assert ai_pass.stats["unusable"] == {str(first.id): "empty"}
+    assert ai_pass.stats["dropped"] == {"identical": 1, "original_empty": 1}
+    assert ai_pass.stats["kept"] == 1
+    assert not models.Response.objects.filter(prompt=first).exists()
+    assert cai.cai_pending(ai_pass) == []
+    # a redelivered batch with the same result stores nothing and keeps the record
+    item = cai.CAIPrompt(first.id, ({"role": "user", "content": "q0"},))
+    again = empty_first(None, None, [item], PRINCIPLES, config=None)
+    assert (
+        cai.cai_store(ai_pass=ai_pass, results=again, indexes=[0, 1], model_name="m", seconds=0)
+        == 0
+    )
+    ai_pass.refresh_from_db()
+    assert ai_pass.stats["unusable"] == {str(first.id): "empty"}
+    assert ai_pass.done == 3
+
+
+def test_a_lost_cai_message_is_sent_again(project, world, monkeypatch) -> None:
+    """The policy tick re-sends queued, never-claimed CAI batches to their own task."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    sent: list[tuple[str, tuple]] = []
+    monkeypatch.setattr("config.celery.send", lambda name, *args: sent.append((name, args)))
+    ai_pass = start(project, world, queue="gpu")
+    fresh = start(project, world)
+    models.AIPass.objects.filter(id=ai_pass.id).update(
+        created_at=timezone.now() - timedelta(hours=1)
+    )
+    assert ai_passes.ai_pass_requeue_stale() == [ai_pass.id]
+    assert sent == [("ai.run_cai.gpu", (ai_pass.id,))]
+    assert fresh.id not in [args[0] for _, args in sent]
+    # once claimed, it is not sent again
+    assert ai_passes.cai_pass_claim(pass_id=ai_pass.id)
+    models.AIPass.objects.filter(id=ai_pass.id).update(status="queued")
+    assert ai_passes.ai_pass_requeue_stale() == []

@@ -165,7 +165,7 @@ class RewardConfig(TrainConfig):
         "kept uncorrelated with it (Chen et al. 2024); only the quality head is saved and scores.",
     )
     odin_correlation_coef: float = opt(
-        1.0, "ODIN: weight of |corr(quality, length)| - corr(length head, length)."
+        1.0, "ODIN: weight of |corr(quality, length)| - |corr(length head, length)|."
     )
     odin_orthogonal_coef: float = opt(
         1.0, "ODIN: weight of the heads' orthogonality term |cos(w_quality, w_length)|."

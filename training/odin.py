@@ -42,16 +42,20 @@ def odin_correlation_loss(
     length_reward: Tensor,  # (N,) length-head rewards of the same responses
     lengths: Tensor,  # (N,) response lengths
 ) -> Tensor:  # () scalar
-    """ODIN's length term: the quality head uncorrelated with length, the length
-    head correlated with it, with rho the Pearson correlation over the batch's responses:
+    """ODIN's length term: the quality head uncorrelated with length, the length head carrying
+    it, with rho the Pearson correlation over the batch's responses:
 
-        L_len = |rho(r_Q, L)| - rho(r_L, L)
+        L_len = |rho(r_Q, L)| - |rho(r_L, L)|
 
-    It lies in [-1, 2]; the trainer adds ``odin_correlation_coef * L_len`` to the mean
-    Bradley-Terry loss.
+    The paper writes the second part as ``-rho(r_L, L)``: a length head that rises with length,
+    right for its data, where the longer response was preferred two times in three. Where the
+    shorter one wins (HH-RLHF harmless: 56 %), that sign makes the length head work against the
+    labels, and the quality head then paid for length (measured: docs/training.md), so the
+    length head here may carry length in either direction. It lies in [-1, 1]; the trainer adds
+    ``odin_correlation_coef * L_len`` to the mean Bradley-Terry loss.
     """
     lengths = lengths.to(quality.dtype)
-    return pearson(quality, lengths).abs() - pearson(length_reward, lengths)
+    return pearson(quality, lengths).abs() - pearson(length_reward, lengths).abs()
 
 
 def odin_orthogonality_loss(

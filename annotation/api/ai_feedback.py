@@ -4,7 +4,7 @@
     PUT  /api/projects/<id>/constitution/            save principles: version + 1 (managers)
     GET  /api/projects/<id>/constitution/versions/   every version, newest first (members)
     GET  /api/projects/<id>/ai-passes/               passes, newest first (managers)
-    POST /api/projects/<id>/ai-passes/               start a pass (managers): 202
+    POST /api/projects/<id>/ai-passes/               start a pass or a CAI batch (managers): 202
     GET  /api/projects/<id>/ai-passes/<pass_id>/     one pass: progress, stats, cost (managers)
 
 The views are thin: validation and writes live in ``annotation/services/constitutions.py`` and
@@ -26,7 +26,7 @@ from annotation.api.pagination import paginate
 from annotation.api.scoping import scoped_manager_project, scoped_project
 from annotation.errors import ValidationFailed
 from annotation.models import AIPass, Constitution
-from annotation.services.ai_passes import ai_pass_get, ai_pass_start
+from annotation.services.ai_passes import ai_pass_get, ai_pass_start, start_cai_pass
 from annotation.services.constitutions import (
     constitution_current,
     constitution_save,
@@ -139,14 +139,17 @@ class ConstitutionVersionsApi(APIView):
 
 class AIPassListApi(APIView):
     class Input(serializers.Serializer):
-        method = serializers.ChoiceField(choices=["reward_model", "llm_judge"])
+        method = serializers.ChoiceField(choices=["reward_model", "llm_judge", "cai"])
         model = serializers.CharField(required=False, allow_blank=True)
         queue = serializers.ChoiceField(choices=["cpu", "gpu"], required=False)
         task_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
+        prompt_ids = serializers.ListField(child=serializers.IntegerField(), required=False)
         limit = serializers.IntegerField(required=False, min_value=1)
         principles = serializers.ListField(child=serializers.IntegerField(), required=False)
+        verify = serializers.BooleanField(required=False)
 
     FIELDS = {"method", "model", "queue", "task_ids", "limit", "principles"}
+    CAI_FIELDS = {"method", "model", "queue", "prompt_ids", "limit", "principles", "verify"}
 
     @extend_schema(responses=AIPassOut(many=True), summary="AI labeling passes (managers)")
     def get(self, request: Request, project_id: int) -> Response:
@@ -161,15 +164,32 @@ class AIPassListApi(APIView):
         description="method reward_model (the active reward model) or llm_judge (model: a local "
         "folder, default the installed SmolLM2-135M-Instruct; every principle of the current "
         "constitution, or the indexes in principles). Tasks: every pairwise, non-gold task, or "
-        "task_ids; at most limit. queue cpu or gpu.",
+        "task_ids; at most limit. queue cpu or gpu. method cai starts a Constitutional AI batch "
+        "instead: the model (default the installed SmolLM2) answers each prompt (prompt_ids, or "
+        "every train prompt; at most limit), critiques the answer against a principle and "
+        "revises it; verify true also makes a pairwise task of each pair for humans.",
     )
     def post(self, request: Request, project_id: int) -> Response:
         project = scoped_manager_project(request, project_id)
-        body = _object_body(request, self.FIELDS)
+        raw = request.data
+        cai = isinstance(raw, dict) and raw.get("method") == "cai"
+        body = _object_body(request, self.CAI_FIELDS if cai else self.FIELDS)
         if "method" not in body:
             raise ValidationFailed(
-                "method is required (reward_model or llm_judge).", field="method"
+                "method is required (reward_model, llm_judge or cai).", field="method"
             )
+        if cai:
+            ai_pass = start_cai_pass(
+                project=project,
+                user=request.user,
+                model=body.get("model", ""),
+                queue=body.get("queue", "cpu"),
+                prompt_ids=body.get("prompt_ids"),
+                limit=body.get("limit"),
+                principles=body.get("principles"),
+                verify=body.get("verify", False),
+            )
+            return Response(AIPassOut(ai_pass).data, status=status.HTTP_202_ACCEPTED)
         ai_pass = ai_pass_start(
             project=project,
             user=request.user,

@@ -112,7 +112,16 @@ def test_a_reward_model_pass_uses_the_active_reward_model(project, manager, api,
     ("body", "field", "message"),
     [
         ({}, "method", "method is required"),
-        ({"method": "cai"}, "method", "method must be one of"),
+        ({"method": "judge"}, "method", "method must be one of"),
+        ({"method": "llm_judge", "prompt_ids": [1]}, "prompt_ids", "Unknown field"),
+        ({"method": "cai", "task_ids": [1]}, "task_ids", "Unknown field"),
+        ({"method": "cai", "verify": "yes"}, "verify", "verify must be true or false"),
+        ({"method": "cai", "queue": "tpu"}, "queue", "queue must be one of"),
+        ({"method": "cai", "limit": 0}, "limit", "limit must be an integer"),
+        ({"method": "cai", "prompt_ids": [999999]}, "prompt_ids", "999999"),
+        ({"method": "cai", "prompt_ids": "1"}, "prompt_ids", "list of prompt ids"),
+        ({"method": "cai", "principles": [7]}, "principles", "No principle 7"),
+        ({"method": "cai", "model": 5}, "model", "folder path"),
         ({"method": "llm_judge", "queue": "tpu"}, "queue", "queue must be one of"),
         ({"method": "llm_judge", "limit": 0}, "limit", "limit must be an integer"),
         ({"method": "llm_judge", "limit": "5"}, "limit", "limit must be an integer"),
@@ -134,6 +143,48 @@ def test_bad_input_is_a_400_naming_the_field_and_starts_nothing(
     assert answer.json()["field"] == field
     assert not models.AIPass.objects.exists()
     assert sent == []
+
+
+def test_a_manager_starts_a_cai_batch_sent_to_its_own_task(
+    project, manager, api, tasks, judge_installed, sent, django_capture_on_commit_callbacks
+):
+    from tests.factories import PromptFactory
+
+    PromptFactory(project=project, split="eval")
+    train = list(
+        models.Prompt.objects.filter(project=project, split="train")
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = api(manager).post(
+            url(project), {"method": "cai", "queue": "gpu", "limit": 3}, format="json"
+        )
+    assert answer.status_code == 202, answer.json()
+    body = answer.json()
+    assert (body["method"], body["queue"], body["model_path"]) == ("cai", "gpu", judge_installed)
+    assert (body["tasks"], body["total"], body["status"]) == (3, 3, "queued")
+    assert body["principle_indexes"] == [0, 1, 2]
+    assert body["stats"] == {"verify_tasks": False}
+    assert models.AIPass.objects.get(id=body["id"]).task_ids == train[:3]
+    assert sent == [("ai.run_cai.gpu", (body["id"],))]
+    chosen = api(manager).post(
+        url(project),
+        {"method": "cai", "prompt_ids": train[-1:], "principles": [1], "verify": True},
+        format="json",
+    )
+    assert chosen.status_code == 202, chosen.json()
+    assert (chosen.json()["total"], chosen.json()["principle_indexes"]) == (1, [1])
+    assert chosen.json()["stats"] == {"verify_tasks": True}
+    # every train prompt by default (the eval prompt is left out)
+    everything = api(manager).post(url(project), {"method": "cai"}, format="json").json()
+    assert everything["total"] == len(train)
+
+
+def test_a_rater_cannot_start_a_cai_batch(project, rater, api, tasks, judge_installed, sent):
+    answer = api(rater).post(url(project), {"method": "cai"}, format="json")
+    assert answer.status_code == 403
+    assert not models.AIPass.objects.exists()
 
 
 def test_gold_and_non_pairwise_and_foreign_tasks_are_refused(project, manager, api, tasks, sent):

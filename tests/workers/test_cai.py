@@ -280,3 +280,35 @@ def test_a_lost_cai_message_is_sent_again(project, world, monkeypatch) -> None:
     assert ai_passes.cai_pass_claim(pass_id=ai_pass.id)
     models.AIPass.objects.filter(id=ai_pass.id).update(status="queued")
     assert ai_passes.ai_pass_requeue_stale() == []
+
+
+def test_the_command_starts_and_runs_a_cai_batch(project, world, monkeypatch, capsys) -> None:
+    import io
+    import json
+
+    from django.core.management import CommandError, call_command
+
+    sent: list[tuple[str, tuple]] = []
+    monkeypatch.setattr("config.celery.send", lambda name, *args: sent.append((name, args)))
+    monkeypatch.setattr(cai, "critique_and_revise", scripted([]))
+    ids = ",".join(str(p.id) for p in world["prompts"][:2])
+    out = io.StringIO()
+    args = ("ai_pass", "start", "--project", project.slug, "--method", "cai", "--prompts", ids)
+    call_command(*args, "--verify", "--queue", "gpu", stdout=out)
+    queued = json.loads(out.getvalue())
+    assert (queued["method"], queued["status"], queued["total"]) == ("cai", "queued", 2)
+    assert queued["stats"] == {"verify_tasks": True}
+    out = io.StringIO()
+    call_command(*args, "--principles", "1", "--here", stdout=out)
+    ran = json.loads(out.getvalue())
+    assert (ran["status"], ran["done"], ran["principle_indexes"]) == ("succeeded", 2, [1])
+    assert models.AIJudgment.objects.filter(ai_pass_id=ran["id"]).count() == 2
+    with pytest.raises(CommandError, match="No principle 9"):
+        call_command(*args, "--principles", "9")
+    with pytest.raises(CommandError, match="--prompts"):
+        call_command(*args, "--tasks", "1")
+    with pytest.raises(CommandError, match="for --method cai"):
+        call_command(
+            "ai_pass", "start", "--project", project.slug, "--method", "llm_judge", "--verify"
+        )
+    assert models.AIPass.objects.filter(project=project).count() == 2

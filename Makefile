@@ -29,7 +29,7 @@ test-fast: install
 
 # Tests too long for CI (pyproject.toml's `manual` marker), e.g. the demo's real retrain (~10 min).
 test-manual: install
-	./scripts/test.sh -m manual
+	OMP_WAIT_POLICY=PASSIVE ./scripts/test.sh -m manual
 
 lint: install
 	.venv/bin/ruff check .

@@ -1,4 +1,5 @@
-"""The manager's AI feedback page: the constitution editor, "start an AI pass", the passes.
+"""The manager's AI feedback page: the constitution editor, "start an AI pass" (or a
+Constitutional AI batch), the passes.
 
 Both forms are plain POST forms (CSRF) that call the same services as the API
 (``PUT /api/projects/<id>/constitution/``, ``POST /api/projects/<id>/ai-passes/``), so the rules
@@ -23,12 +24,13 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from annotation.errors import ValidationFailed
-from annotation.models import AIPass, AIPassStatus, ModelKind, ModelVersion, Project
+from annotation.models import AIMethod, AIPass, AIPassStatus, ModelKind, ModelVersion, Project
 from annotation.services.ai_passes import (
     ACTIVE_STATUSES,
     DEFAULT_JUDGE_MODEL,
     ai_pass_start,
     default_judge_model,
+    start_cai_pass,
 )
 from annotation.services.constitutions import (
     MAX_PRINCIPLE_CHARS,
@@ -57,15 +59,18 @@ def _pass_rows(project: Project) -> list[dict[str, Any]]:
     )
     for ai_pass in passes:
         stats = ai_pass.stats or {}
+        cai = ai_pass.method == AIMethod.CAI
         rows.append(
             {
                 "pass": ai_pass,
+                "cai": cai,
                 "active": ai_pass.status in ACTIVE_STATUSES,
                 "percent": round(100 * ai_pass.progress),
                 "model": ai_pass.model_version.name
                 if ai_pass.model_version
                 else ai_pass.model_path,
-                "pairs": stats.get("pairs", 0),
+                # a CAI batch's pairs are its kept (revised, original) pairs
+                "pairs": stats.get("kept", 0) if cai else stats.get("pairs", 0),
                 "inconsistent": stats.get("inconsistent", 0),
                 "flip_percent": round(100 * stats["flip_rate"], 1) if stats.get("pairs") else None,
                 "tokens": stats.get("tokens", 0),
@@ -183,6 +188,8 @@ def ai_pass_create(request: HttpRequest, project_id: int) -> HttpResponse:
     project = manager_project(request, project_id)
     post = request.POST
     method = post.get("method", "")
+    if method == AIMethod.CAI:
+        return _cai_create(request, project)
     try:
         ai_pass = ai_pass_start(
             project=project,
@@ -199,5 +206,27 @@ def ai_pass_create(request: HttpRequest, project_id: int) -> HttpResponse:
         request,
         f"AI pass {ai_pass.id} queued on {ai_pass.queue}: {ai_pass.total} verdicts to make "
         f"({len(ai_pass.task_ids)} tasks). The list below follows it.",
+    )
+    return redirect(reverse("manage-ai-feedback", args=[project.id]) + "#ai-passes")
+
+
+def _cai_create(request: HttpRequest, project: Project) -> HttpResponse:
+    post = request.POST
+    try:
+        ai_pass = start_cai_pass(
+            project=project,
+            user=request.user,
+            model=post.get("model", ""),
+            queue=post.get("queue", "cpu"),
+            limit=_limit(post.get("limit", "")),
+            principles=_indexes(post.getlist("principles")),
+            verify=post.get("verify") == "1",
+        )
+    except ValidationFailed as exc:
+        return _page(request, project, status=400, form="pass", error=exc, values=post)
+    messages.success(
+        request,
+        f"Constitutional AI batch {ai_pass.id} queued on {ai_pass.queue}: {ai_pass.total} "
+        "prompts to answer, critique and revise. The list below follows it.",
     )
     return redirect(reverse("manage-ai-feedback", args=[project.id]) + "#ai-passes")

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from annotation.views import ai_feedback, ai_mixing, manage, runs
+from annotation.views import ai_feedback, ai_mixing, ai_revisions, manage, runs
 
 urlpatterns = [
     path("", manage.manage_index, name="manage-index"),
@@ -32,6 +32,11 @@ urlpatterns = [
         "projects/<int:project_id>/ai-feedback/passes/",
         ai_feedback.ai_pass_create,
         name="manage-ai-pass-start",
+    ),
+    path(
+        "projects/<int:project_id>/ai-feedback/passes/<int:pass_id>/revisions/",
+        ai_revisions.cai_pass_detail,
+        name="manage-cai-revisions",
     ),
     path(
         "projects/<int:project_id>/ai-feedback/mixing/",

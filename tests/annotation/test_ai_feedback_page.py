@@ -168,3 +168,117 @@ def test_a_bad_pass_form_is_a_400_naming_the_problem(project, manager, sent, bod
     assert message in html
     assert not models.AIPass.objects.exists()
     assert sent == []
+
+
+def test_a_manager_starts_a_cai_batch_and_reads_its_revisions_escaped(
+    project, manager, rater, settings, tmp_path, sent, django_capture_on_commit_callbacks
+):
+    from tests.factories import PromptFactory
+
+    (tmp_path / ai_passes.DEFAULT_JUDGE_MODEL).mkdir()
+    settings.MODELS_DIR = tmp_path
+    constitution_save(project=project, principles=["Helpful.", "Honest."], user=manager)
+    prompts = [
+        PromptFactory(project=project, messages=[{"role": "user", "content": f"<i>q{i}</i>"}])
+        for i in range(3)
+    ]
+    client = client_for(manager)
+    assert (
+        "Constitutional AI (answer, critique, revise)"
+        in client.get(page_url(project)).content.decode()
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = client.post(
+            page_url(project) + "passes/",
+            {"method": "cai", "queue": "gpu", "limit": "2", "principles": ["1"], "verify": "1"},
+            follow=True,
+        )
+    assert answer.status_code == 200
+    ai_pass = models.AIPass.objects.get(project=project)
+    assert (ai_pass.method, ai_pass.queue, ai_pass.total) == ("cai", "gpu", 2)
+    assert (ai_pass.principle_indexes, ai_pass.stats) == ([1], {"verify_tasks": True})
+    assert ai_pass.task_ids == [p.id for p in prompts[:2]]
+    assert sent == ["ai.run_cai.gpu"]
+    html = answer.content.decode()
+    assert f"Constitutional AI batch {ai_pass.id} queued on gpu" in html
+    detail = f"{page_url(project)}passes/{ai_pass.id}/revisions/"
+    assert f'href="{detail}"' in html
+    # what the worker stores (workers/cai.py), with hostile model output
+    original = models.Response.objects.create(
+        prompt=prompts[0],
+        text="<script>alert('o')</script>",
+        origin=models.Origin.MODEL,
+        generation_params={"ai_pass": ai_pass.id, "cai": "original", "dropped": None},
+    )
+    revised = models.Response.objects.create(
+        prompt=prompts[0],
+        text="<b>revised</b>",
+        origin=models.Origin.REVISION,
+        parent=original,
+        generation_params={"ai_pass": ai_pass.id, "critique": "c", "principle": "Honest."},
+    )
+    models.Response.objects.create(
+        prompt=prompts[1],
+        text="<u>same</u>",
+        origin=models.Origin.MODEL,
+        generation_params={"ai_pass": ai_pass.id, "cai": "original", "dropped": "identical"},
+    )
+    models.AIJudgment.objects.create(
+        ai_pass=ai_pass,
+        project=project,
+        method="cai",
+        model_name="m",
+        constitution=ai_pass.constitution,
+        principle_index=1,
+        principle="Honest.",
+        chosen_response=revised,
+        rejected_response=original,
+        consistent=True,
+        confidence=1.0,
+        critique="<img src=x onerror=alert(1)>",
+    )
+    models.AIPass.objects.filter(id=ai_pass.id).update(
+        status="succeeded",
+        done=2,
+        progress=1.0,
+        stats={"verify_tasks": True, "kept": 1, "tokens": 50, "seconds": 1.0},
+    )
+    listed = client.get(page_url(project)).content.decode()
+    assert 'data-field="pairs">1<' in listed
+    assert 'data-field="tokens">50<' in listed
+    page = client.get(detail)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert inline_code(html) == []
+    for raw, escaped in (
+        ("<script>alert('o')</script>", "&lt;script&gt;alert(&#x27;o&#x27;)&lt;/script&gt;"),
+        ("<b>revised</b>", "&lt;b&gt;revised&lt;/b&gt;"),
+        ("<img src=x onerror=alert(1)>", "&lt;img src=x onerror=alert(1)&gt;"),
+        ("<i>q0</i>", "&lt;i&gt;q0&lt;/i&gt;"),
+        ("<u>same</u>", "&lt;u&gt;same&lt;/u&gt;"),
+    ):
+        assert raw not in html
+        assert escaped in html
+    assert "identical" in html
+    assert client_for(rater).get(detail).status_code == 403
+    other = make_rater(ProjectFactory(), role="manager")
+    assert client_for(other).get(detail).status_code == 404
+    labeling = models.AIPass.objects.create(project=project, method="llm_judge")
+    assert client.get(f"{page_url(project)}passes/{labeling.id}/revisions/").status_code == 404
+
+
+def test_a_bad_cai_form_is_a_400_naming_the_problem(project, manager, settings, tmp_path, sent):
+    (tmp_path / ai_passes.DEFAULT_JUDGE_MODEL).mkdir()
+    settings.MODELS_DIR = tmp_path
+    answer = client_for(manager).post(page_url(project) + "passes/", {"method": "cai"})
+    assert answer.status_code == 400
+    assert "needs a constitution" in answer.content.decode()
+    constitution_save(project=project, principles=["Helpful."], user=manager)
+    answer = client_for(manager).post(
+        page_url(project) + "passes/", {"method": "cai", "limit": "x"}
+    )
+    assert answer.status_code == 400
+    assert "limit must be a whole number" in answer.content.decode()
+    assert 'value="cai" id="ai-method-cai" checked' in answer.content.decode()
+    assert not models.AIPass.objects.exists()
+    assert sent == []

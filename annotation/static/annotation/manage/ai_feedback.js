@@ -28,7 +28,8 @@
     if (bar) bar.value = percent;
     set(row, "percent", String(percent));
     set(row, "done", String(pass.done));
-    set(row, "pairs", String(stats.pairs || 0));
+    // a Constitutional AI batch's pairs are its kept (revised, original) pairs
+    set(row, "pairs", String((pass.method === "cai" ? stats.kept : stats.pairs) || 0));
     set(row, "flip", stats.pairs ? (Math.round(1000 * stats.flip_rate) / 10) + " %" : "–");
     set(row, "tokens", String(stats.tokens || 0));
     set(row, "seconds", stats.seconds != null ? Number(stats.seconds).toFixed(1) : "–");

@@ -22,6 +22,7 @@ from annotation.models import (
     ModelVersion,
     Origin,
     Project,
+    Response,
     Role,
     TrainingRun,
 )
@@ -187,15 +188,24 @@ def _set_base_model(project: Project, base_model: str) -> None:
 
 
 def demo_bootstrap(project: Project) -> TrainingRun | None:
-    """Queue the demo's first cycle (``DEMO_BOOTSTRAP``) unless the project has model-generated
-    candidates already or a cycle is queued or running; the run, or None when none was queued.
-    The worker gets it when the transaction commits (a worker started later still finds it in
-    the broker; a lost message is re-sent by the policy tick)."""
+    """Queue the demo's first cycle (``DEMO_BOOTSTRAP``) unless the project has candidates from
+    its current base model (or its policies) already, or a cycle is queued or running; the run,
+    or None when none was queued. The worker gets it when the transaction commits (a worker
+    started later still finds it in the broker; a lost message is re-sent by the policy tick)."""
     if not project.base_model:
         return None
-    generated = project.prompts.filter(responses__origin=Origin.MODEL).exists()
-    active = TrainingRun.objects.filter(project=project, status__in=ACTIVE_RUN_STATUSES)
-    if generated or active.exists():
+    # candidates of the current base model's era: a demo moved off the tiny model has only
+    # the tiny model's, made before the new base version was registered
+    base = ModelVersion.objects.filter(
+        project=project, trainer="base", artifact_path=project.base_model
+    ).first()
+    generated = Response.objects.filter(prompt__project=project, origin=Origin.MODEL)
+    if base is not None:
+        generated = generated.filter(created_at__gte=base.created_at)
+    if (
+        generated.exists()
+        or TrainingRun.objects.filter(project=project, status__in=ACTIVE_RUN_STATUSES).exists()
+    ):
         return None
     with transaction.atomic():
         return retrain_claim(project=project, triggered_by="demo", config=dict(DEMO_BOOTSTRAP))

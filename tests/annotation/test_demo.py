@@ -79,8 +79,10 @@ def test_a_demo_on_the_old_tiny_model_moves_to_the_real_one():
         project=project, name="tiny-rm", kind=ModelKind.REWARD, trainer="rm",
         status="ready", is_active=True, artifact_path="/a/rm",
     )  # fmt: skip
+    project.prompts.first().responses.create(text="\x01tiny\x02", origin="model")
     demo_setup(base_model="/srv/app/var/models/smollm2-135m-instruct")
     project.refresh_from_db()
+    assert demo_bootstrap(project) is not None  # the tiny model's candidates do not count
     assert project.base_model == "/srv/app/var/models/smollm2-135m-instruct"
     assert project.max_new_tokens == DEMO_GENERATION["max_new_tokens"]
     active = ModelVersion.objects.filter(project=project, is_active=True)

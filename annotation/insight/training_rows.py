@@ -47,12 +47,16 @@ from typing import Any
 from django.db.models import Case, QuerySet, TextField, Value, When
 from django.db.models.functions import Cast
 
-from annotation.insight.ai_training_rows import ai_items, eligible_ai_judgments
+from annotation.insight.ai_training_rows import (
+    ai_items,
+    cai_prompt_items,
+    eligible_ai_judgments,
+)
 from annotation.models import Judgment, Project, Task, TaskKind, TaskResponse
 from annotation.selectors import eligible_judgments
 from training.contract import AGGREGATIONS as RULES
 from training.contract import DATASETS, Item, JudgmentRow, Message, agreement, item_records
-from training.contract.mixing import Mixing, ai_pairs
+from training.contract.mixing import AIItem, Mixing, ai_pairs
 from training.contract.render import standard_prompt
 
 STYLES = ("standard", "conversational")
@@ -262,7 +266,27 @@ def _ai_rows(
         date_from=f.date_from,
         date_to=f.date_to,
     ).filter(task_id__gte=lo, task_id__lte=hi)
-    for item in ai_items(verdicts, selected):
+    yield from _ai_item_rows(ai_items(verdicts, selected), mixing, f, counts)
+
+
+def _cai_prompt_rows(
+    project_id: int, f: ExportFilters, counts: RowCounts
+) -> Iterator[dict[str, Any]]:
+    """The pairs of the Constitutional AI verdicts without a task (after every task chunk; they
+    count as pairwise, non-gold): (revised, original), one item per prompt."""
+    if f.gold == "only" or "pairwise" not in f.effective_kinds():
+        return
+    mixing = _export_mixing(project_id, f)
+    verdicts = eligible_ai_judgments(
+        project_id=project_id, date_from=f.date_from, date_to=f.date_to
+    )
+    yield from _ai_item_rows(cai_prompt_items(verdicts), mixing, f, counts)
+
+
+def _ai_item_rows(
+    items: list[AIItem], mixing: Mixing, f: ExportFilters, counts: RowCounts
+) -> Iterator[dict[str, Any]]:
+    for item in items:
         counts.skipped["ai_below_min_confidence"] += sum(
             1 for v in item.verdicts if not mixing.keeps(v)
         )
@@ -297,6 +321,7 @@ def _mixed_rows(project_id: int, f: ExportFilters, counts: RowCounts) -> Iterato
             for row in _human_rows(project_id, f, counts, (lo, hi, selected)):
                 yield {**row, "weight": 1.0, "source": "human"}
         yield from _ai_rows(project_id, f, lo, hi, selected, counts)
+    yield from _cai_prompt_rows(project_id, f, counts)
 
 
 def _human_rows(

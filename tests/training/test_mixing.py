@@ -65,3 +65,28 @@ def test_mixed_records(mode, expected) -> None:
 def test_bad_choices_are_refused(kwargs) -> None:
     with pytest.raises(ValueError, match="ai_"):
         Mixing(**kwargs)
+
+
+def test_a_cai_verdict_is_a_pair_and_its_revision_one_sft_example() -> None:
+    texts = {20: "original", 21: "revised", 22: "revised again"}
+    item = AIItem(
+        None,
+        PROMPT,
+        texts,
+        [
+            AIPairRow(None, 7, 21, 20, 1.0, cai=True),
+            AIPairRow(None, 8, 21, 20, 1.0, cai=True),  # the same revision: one SFT example
+            AIPairRow(None, 9, 22, 99, 1.0, cai=True),  # a response not of this prompt
+        ],
+    )
+    judged = AI._replace(verdicts=AI.verdicts[:1])  # a judge's verdict gives no SFT example
+    out = mixed_records([HUMAN], [judged, item], Mixing("both", weight=0.5))
+    assert [(p.chosen, p.rejected, p.weight) for p in out.pairs] == [
+        ("first", "second", 1.0),
+        ("second", "first", 0.5),
+        ("revised", "original", 0.5),
+        ("revised", "original", 0.5),
+    ]
+    assert [(s.prompt, s.completion) for s in out.sft] == [(PROMPT, "revised")]
+    assert (out.counts["human"], out.counts["ai"], out.counts["ai_sft"]) == (1, 4, 1)
+    assert mixed_records([HUMAN], [item], Mixing("human")).sft == []

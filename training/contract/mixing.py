@@ -12,6 +12,11 @@ chosen, rejected, margin=0, weight)``. The AI gives no strength, so the margin i
 under several principles gives one pair per principle (aggregation ``every``), or with
 ``majority`` one pair where the strict majority of its verdicts picked the same response.
 
+A Constitutional AI verdict (``cai``: chosen = the revised answer, rejected = the original) is an
+AI pair like any other, (revised ≻ original), and its revised answer is also one SFT example
+(``SFTExample(prompt, revised)``, once per revision; SFT examples carry no weight). Most CAI
+verdicts have no task (only a batch with ``verify`` makes one): their item is the prompt.
+
 Standard library only, like the rest of the contract: the web process writes exports with it.
 """
 
@@ -23,7 +28,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from training.contract.judgments import Item, Records, build_records
-from training.contract.records import Message, PreferencePair
+from training.contract.records import Message, PreferencePair, SFTExample
 
 MIXES = ("human", "ai", "both")
 SOURCES = ("human", "ai", "all")  # an export's filter: "all" is the "both" mix
@@ -37,12 +42,14 @@ class AIPairRow(NamedTuple):
     chosen: int | None  # the chosen response's id (None: inconsistent)
     rejected: int | None
     confidence: float | None
+    cai: bool = False  # a Constitutional AI verdict: chosen = the revised answer
 
 
 class AIItem(NamedTuple):
-    """One task and its AI verdicts, in id order."""
+    """One task (or, for CAI verdicts without a task, one prompt: ``task_id`` None) and its AI
+    verdicts, in id order."""
 
-    task_id: int
+    task_id: int | None
     prompt: Sequence[Message]
     texts: Mapping[int, str]  # response id -> text
     verdicts: Sequence[AIPairRow]
@@ -107,6 +114,18 @@ def ai_pairs(
         yield item.texts[v.chosen], item.texts[v.rejected]  # type: ignore[index]
 
 
+def ai_sft(item: AIItem, mixing: Mixing) -> Iterator[str]:
+    """The revised answers of the item's kept CAI verdicts (once per revision), in id order."""
+    seen: set[int] = set()
+    for v in item.verdicts:
+        if not v.cai or not mixing.keeps(v) or v.chosen not in item.texts or v.chosen in seen:
+            continue
+        if v.rejected not in item.texts:
+            continue
+        seen.add(v.chosen)  # type: ignore[arg-type]
+        yield item.texts[v.chosen]  # type: ignore[index]
+
+
 def mixed_records(
     human: Iterable[Item],
     ai: Iterable[AIItem],
@@ -115,11 +134,13 @@ def mixed_records(
     aggregation: str = "every",
 ) -> Records:
     """The records of the choice (module docstring): human records first (by task), then the AI
-    pairs (by task). ``counts`` adds ``human`` (human records of every type), ``ai`` (AI pairs)
-    and ``ai_left_out`` (verdicts that were inconsistent or below the confidence floor)."""
+    records (by task: its pairs, and the SFT examples of CAI revisions). ``counts`` adds
+    ``human`` (human records of every type), ``ai`` (AI records: pairs and SFT examples),
+    ``ai_sft`` (of which SFT examples) and ``ai_left_out`` (verdicts that were inconsistent or
+    below the confidence floor)."""
     out = build_records(human, aggregation=aggregation) if mixing.uses_human else Records()
     n_human = len(out.pairs) + len(out.unpaired) + len(out.sft)
-    n_ai = left_out = 0
+    n_ai = n_sft = left_out = 0
     if mixing.uses_ai:
         weight = mixing.ai_weight
         for item in ai:
@@ -128,8 +149,13 @@ def mixed_records(
             for chosen, rejected in ai_pairs(item, mixing, aggregation=aggregation):
                 out.pairs.append(PreferencePair(prompt, chosen, rejected, 0.0, weight))
                 n_ai += 1
+            for revised in ai_sft(item, mixing):
+                out.sft.append(SFTExample(prompt, revised))
+                n_sft += 1
     out.counts["pairs"] = len(out.pairs)
+    out.counts["sft"] = len(out.sft)
     out.counts["human"] = n_human
-    out.counts["ai"] = n_ai
+    out.counts["ai"] = n_ai + n_sft
+    out.counts["ai_sft"] = n_sft
     out.counts["ai_left_out"] = left_out
     return out

@@ -129,10 +129,12 @@ def cai_store(
         unusable = _unusable(locked)
         done |= {int(key) for key in unusable}
         fresh = [r for r in results if r.key not in done]
+        lost_tokens = 0  # what the unusable answers cost: they have no row to count it on
         for r in fresh:
             why = unreadable_reason(r.original)
             if why is not None:
                 unusable[str(r.key)] = why
+                lost_tokens += r.tokens
         todo = [r for r in fresh if str(r.key) not in unusable]
         reasons = [_usable(r) for r in todo]
         originals = Response.objects.bulk_create(
@@ -203,23 +205,25 @@ def cai_store(
                 for (r, original), new, task in zip(kept, revised, tasks, strict=True)
             ]
         )
-        _recount(locked, seconds, unusable)
+        _recount(locked, seconds, unusable, lost_tokens)
     return len(fresh)
 
 
-def _recount(locked: AIPass, seconds: float, unusable: dict[str, str]) -> None:
+def _recount(locked: AIPass, seconds: float, unusable: dict[str, str], lost_tokens: int) -> None:
     params = list(_originals(locked).values_list("generation_params", flat=True))
     dropped = Counter(p.get("dropped") for p in params if p.get("dropped"))
     dropped.update(f"original_{why}" for why in unusable.values())
     locked.done = min(len(params) + len(unusable), locked.total)
     locked.progress = locked.done / locked.total if locked.total else 1.0
+    unusable_tokens = int(locked.stats.get("unusable_tokens", 0)) + lost_tokens
     locked.stats = {
         "verify_tasks": bool(locked.stats.get("verify_tasks")),
         "prompts": len(params) + len(unusable),
         "kept": len(params) + len(unusable) - sum(dropped.values()),
         "dropped": dict(sorted(dropped.items())),
         "unusable": dict(sorted(unusable.items())),
-        "tokens": sum(int(p.get("tokens") or 0) for p in params),
+        "unusable_tokens": unusable_tokens,
+        "tokens": sum(int(p.get("tokens") or 0) for p in params) + unusable_tokens,
         "seconds": round(float(locked.stats.get("seconds", 0.0)) + seconds, 3),
     }
     locked.save(update_fields=["done", "progress", "stats"])

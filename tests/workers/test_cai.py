@@ -246,6 +246,7 @@ def test_an_unusable_original_is_recorded_and_never_retried(project, world, monk
     assert ai_pass.stats["unusable"] == {str(first.id): "empty"}
     assert ai_pass.stats["dropped"] == {"identical": 1, "original_empty": 1}
     assert ai_pass.stats["kept"] == 1
+    assert (ai_pass.stats["tokens"], ai_pass.stats["unusable_tokens"]) == (30, 10)  # all paid
     assert not models.Response.objects.filter(prompt=first).exists()
     assert cai.cai_pending(ai_pass) == []
     # a redelivered batch with the same result stores nothing and keeps the record

@@ -6,6 +6,7 @@
     GET  /api/projects/<id>/ai-passes/               passes, newest first (managers)
     POST /api/projects/<id>/ai-passes/               start a pass or a CAI batch (managers): 202
     GET  /api/projects/<id>/ai-passes/<pass_id>/     one pass: progress, stats, cost (managers)
+    GET  /api/projects/<id>/ai-passes/<pass_id>/revisions/   a CAI batch's revisions (managers)
 
 The views are thin: validation and writes live in ``annotation/services/constitutions.py`` and
 ``annotation/services/ai_passes.py``; errors are the usual ``{"error": ..., "field": ...}``.
@@ -24,8 +25,8 @@ from rest_framework.views import APIView
 
 from annotation.api.pagination import paginate
 from annotation.api.scoping import scoped_manager_project, scoped_project
-from annotation.errors import ValidationFailed
-from annotation.models import AIPass, Constitution
+from annotation.errors import NotFound, ValidationFailed
+from annotation.models import AIJudgment, AIMethod, AIPass, Constitution
 from annotation.services.ai_passes import ai_pass_get, ai_pass_start, start_cai_pass
 from annotation.services.constitutions import (
     constitution_current,
@@ -208,3 +209,51 @@ class AIPassDetailApi(APIView):
     def get(self, request: Request, project_id: int, pass_id: int) -> Response:
         project = scoped_manager_project(request, project_id)
         return Response(AIPassOut(ai_pass_get(project=project, pass_id=pass_id)).data)
+
+
+class CAIRevisionOut(serializers.ModelSerializer):
+    prompt_id = serializers.IntegerField(source="chosen_response.prompt_id", default=None)
+    prompt = serializers.JSONField(source="chosen_response.prompt.messages", default=None)
+    original_id = serializers.IntegerField(source="rejected_response_id")
+    original = serializers.CharField(source="rejected_response.text", default=None)
+    revised_id = serializers.IntegerField(source="chosen_response_id")
+    revised = serializers.CharField(source="chosen_response.text", default=None)
+    verify_task = serializers.IntegerField(source="task_id")
+
+    class Meta:
+        model = AIJudgment
+        fields = [
+            "id",
+            "prompt_id",
+            "prompt",
+            "principle_index",
+            "principle",
+            "original_id",
+            "original",
+            "critique",
+            "revised_id",
+            "revised",
+            "verify_task",
+            "tokens",
+            "created_at",
+        ]
+
+
+class CAIRevisionsApi(APIView):
+    @extend_schema(
+        responses=CAIRevisionOut(many=True),
+        summary="A Constitutional AI batch's revisions (managers)",
+        description="Per usable revision: the prompt, the principle, the original answer, the "
+        "critique and the revised answer (model output: untrusted text), in id order.",
+    )
+    def get(self, request: Request, project_id: int, pass_id: int) -> Response:
+        project = scoped_manager_project(request, project_id)
+        ai_pass = ai_pass_get(project=project, pass_id=pass_id)
+        if ai_pass.method != AIMethod.CAI:
+            raise NotFound(f"AI pass {pass_id} is not a Constitutional AI batch.")
+        rows = (
+            AIJudgment.objects.filter(ai_pass=ai_pass)
+            .select_related("chosen_response__prompt", "rejected_response")
+            .order_by("id")
+        )
+        return paginate(request, rows, CAIRevisionOut)

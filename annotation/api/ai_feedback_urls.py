@@ -25,4 +25,9 @@ urlpatterns = [
         ai_feedback.AIPassDetailApi.as_view(),
         name="api-ai-pass",
     ),
+    path(
+        "projects/<int:project_id>/ai-passes/<int:pass_id>/revisions/",
+        ai_feedback.CAIRevisionsApi.as_view(),
+        name="api-cai-revisions",
+    ),
 ]

@@ -285,3 +285,50 @@ def test_the_endpoints_are_in_the_openapi_schema(api, manager):
         "/api/projects/{project_id}/ai-passes/{pass_id}/",
     ):
         assert path in paths
+
+
+def test_a_cai_batch_s_revisions_read_beside_their_originals(
+    project, manager, rater, api, tasks, judge_installed, sent
+):
+    started = api(manager).post(url(project), {"method": "cai", "limit": 1}, format="json").json()
+    ai_pass = models.AIPass.objects.get(id=started["id"])
+    prompt = models.Prompt.objects.get(id=ai_pass.task_ids[0])
+    original = models.Response.objects.create(
+        prompt=prompt, text="<b>first</b>", origin=models.Origin.MODEL
+    )
+    revised = models.Response.objects.create(
+        prompt=prompt, text="better", origin=models.Origin.REVISION, parent=original
+    )
+    models.AIJudgment.objects.create(
+        ai_pass=ai_pass,
+        project=project,
+        method="cai",
+        model_name="m",
+        constitution=ai_pass.constitution,
+        principle_index=1,
+        principle="Honest.",
+        chosen_response=revised,
+        rejected_response=original,
+        consistent=True,
+        confidence=1.0,
+        critique="too short",
+        tokens=12,
+    )
+    revisions = f"{url(project)}{ai_pass.id}/revisions/"
+    [row] = api(manager).get(revisions).json()["results"]
+    assert (row["prompt_id"], row["prompt"]) == (prompt.id, prompt.messages)
+    assert (row["original"], row["critique"], row["revised"]) == (
+        "<b>first</b>",
+        "too short",
+        "better",
+    )
+    assert (row["original_id"], row["revised_id"], row["verify_task"]) == (
+        original.id,
+        revised.id,
+        None,
+    )
+    assert (row["principle_index"], row["principle"], row["tokens"]) == (1, "Honest.", 12)
+    assert api(rater).get(revisions).status_code == 403
+    labeling = api(manager).post(url(project), {"method": "llm_judge"}, format="json").json()
+    assert api(manager).get(f"{url(project)}{labeling['id']}/revisions/").status_code == 404
+    assert api(manager).get(f"{url(project)}999999/revisions/").status_code == 404

@@ -9,6 +9,7 @@ test-manual`` runs it). The cycles run in-process, exactly as the worker runs th
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import time
@@ -118,4 +119,5 @@ def test_demo_retrain_on_the_real_model_gives_readable_candidates(smollm2, setti
     readable = sum(english(r.text) for r in new) / len(new)
     print(f"{len(new)} new candidates, {readable:.0%} readable English")
     assert readable >= 0.9
-    assert seconds < 600
+    # the README's claim, on a 2-core CPU; measured 517 s at load 6.5, 626 s at load 8.3
+    assert seconds < 600, f"{seconds:.0f} s at load average {os.getloadavg()[0]:.1f}"

@@ -279,6 +279,8 @@ SPECTACULAR_SETTINGS = {
         "TaskKindEnum": "annotation.models.TaskKind",
         # Training runs and import jobs share one set of states (queued ... failed).
         "JobStatusEnum": "annotation.models.RunStatus",
+        "AiTrainingEnum": "annotation.models.AITraining",
+        "AiTrainingSettingEnum": [("human", "human"), ("ai", "ai"), ("both", "both")],
     },
 }
 

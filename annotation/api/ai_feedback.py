@@ -101,7 +101,7 @@ EMPTY_CONSTITUTION: dict[str, Any] = {
 
 
 class ConstitutionApi(APIView):
-    class Input(serializers.Serializer):
+    class ConstitutionIn(serializers.Serializer):
         principles = serializers.ListField(child=serializers.CharField(), min_length=1)
 
     @extend_schema(
@@ -115,7 +115,7 @@ class ConstitutionApi(APIView):
         return Response(ConstitutionOut(current).data if current else EMPTY_CONSTITUTION)
 
     @extend_schema(
-        request=Input,
+        request=ConstitutionIn,
         responses=ConstitutionOut,
         summary="Save the constitution (managers)",
         description="1 to 50 principles, each non-blank and at most 500 characters (stripped). "
@@ -139,7 +139,7 @@ class ConstitutionVersionsApi(APIView):
 
 
 class AIPassListApi(APIView):
-    class Input(serializers.Serializer):
+    class AIPassIn(serializers.Serializer):
         method = serializers.ChoiceField(choices=["reward_model", "llm_judge", "cai"])
         model = serializers.CharField(required=False, allow_blank=True)
         queue = serializers.ChoiceField(choices=["cpu", "gpu"], required=False)
@@ -159,7 +159,7 @@ class AIPassListApi(APIView):
         return paginate(request, rows.order_by("-id"), AIPassOut)
 
     @extend_schema(
-        request=Input,
+        request=AIPassIn,
         responses={202: AIPassOut},
         summary="Start an AI labeling pass (managers)",
         description="method reward_model (the active reward model) or llm_judge (model: a local "

@@ -42,6 +42,7 @@ def cfg(tmp_path):
         "eval_samples": 1,
         "device": "cpu",
         "threads": 1,
+        "gradient_checkpointing": True,
         "seed": 0,
     }
 

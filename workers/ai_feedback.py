@@ -92,9 +92,12 @@ def pass_execute(*, pass_id: int) -> str:
     return "succeeded"
 
 
-def _run(task: Any, pass_id: int) -> str:
+def run_with_retries(task: Any, pass_id: int, execute: Any = None) -> str:
+    """``execute(pass_id=...)`` (default :func:`pass_execute`); a lost database or broker
+    connection retries with backoff, and after the last retry the pass fails with the reason.
+    Shared by the AI labeling pass and the CAI batch (``workers/cai.py``)."""
     try:
-        return pass_execute(pass_id=pass_id)
+        return (execute or pass_execute)(pass_id=pass_id)
     except TRANSIENT_ERRORS as exc:
         if task.request.retries >= task.max_retries:
             ai_passes.ai_pass_fail(pass_id=pass_id, error=f"gave up after retries: {exc!r}")
@@ -104,9 +107,9 @@ def _run(task: Any, pass_id: int) -> str:
 
 @app.task(name="ai.run_pass.cpu", bind=True, max_retries=MAX_RETRIES)
 def run_pass_cpu(self, pass_id: int) -> str:  # type: ignore[no-untyped-def]
-    return _run(self, pass_id)
+    return run_with_retries(self, pass_id)
 
 
 @app.task(name="ai.run_pass.gpu", bind=True, max_retries=MAX_RETRIES)
 def run_pass_gpu(self, pass_id: int) -> str:  # type: ignore[no-untyped-def]
-    return _run(self, pass_id)
+    return run_with_retries(self, pass_id)

@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import transaction
 
 from annotation.models import (
     AIJudgment,
@@ -51,14 +51,9 @@ from annotation.textcheck import text_problem, unreadable_reason
 from config.celery import app
 from training.cai import CAIConfig, CAIPrompt, CAIResult, critique_and_revise, template_hash
 from training.contract.records import as_prompt
+from workers.ai_feedback import TRANSIENT_ERRORS, run_with_retries
 
 MAX_RETRIES = 5
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OperationalError,
-    InterfaceError,
-    ConnectionError,
-    TimeoutError,
-)
 
 
 def batch_size() -> int:
@@ -277,21 +272,11 @@ def cai_execute(*, pass_id: int) -> str:
     return "succeeded"
 
 
-def _run(task: Any, pass_id: int) -> str:
-    try:
-        return cai_execute(pass_id=pass_id)
-    except TRANSIENT_ERRORS as exc:
-        if task.request.retries >= task.max_retries:
-            ai_passes.ai_pass_fail(pass_id=pass_id, error=f"gave up after retries: {exc!r}")
-            return "failed"
-        raise task.retry(exc=exc, countdown=min(600, 5 * 2**task.request.retries)) from exc
-
-
 @app.task(name="ai.run_cai.cpu", bind=True, max_retries=MAX_RETRIES)
 def run_cai_cpu(self, pass_id: int) -> str:  # type: ignore[no-untyped-def]
-    return _run(self, pass_id)
+    return run_with_retries(self, pass_id, cai_execute)
 
 
 @app.task(name="ai.run_cai.gpu", bind=True, max_retries=MAX_RETRIES)
 def run_cai_gpu(self, pass_id: int) -> str:  # type: ignore[no-untyped-def]
-    return _run(self, pass_id)
+    return run_with_retries(self, pass_id, cai_execute)

@@ -151,10 +151,12 @@ def _check_model_path(model: Any) -> str:
 
 
 def enqueue_pass(ai_pass: AIPass) -> None:
-    """Send the pass to its queue (by name; routing: ``config/celery.py``)."""
+    """Send the pass to its queue (by name; routing: ``config/celery.py``); a CAI batch has its
+    own task (``workers/cai.py``)."""
     from config.celery import send
 
-    send(RUN_PASS_TASKS[ai_pass.queue], ai_pass.id)
+    tasks = RUN_CAI_TASKS if ai_pass.method == AIMethod.CAI else RUN_PASS_TASKS
+    send(tasks[ai_pass.queue], ai_pass.id)
 
 
 def _enqueue_after_commit(ai_pass: AIPass) -> None:
@@ -255,10 +257,7 @@ def ai_pass_requeue_stale(*, older_than_seconds: int = 600) -> list[int]:
         AIPass.objects.filter(status=AIPassStatus.QUEUED, attempts=0, created_at__lt=cutoff)
     )
     for ai_pass in stale:
-        if ai_pass.method == AIMethod.CAI:  # a CAI batch has its own task (workers/cai.py)
-            enqueue_cai(ai_pass)
-        else:
-            enqueue_pass(ai_pass)
+        enqueue_pass(ai_pass)
     return [p.id for p in stale]
 
 
@@ -537,22 +536,8 @@ def start_cai_pass(
             created_by=user if getattr(user, "pk", None) else None,
         )
         if enqueue:
-            transaction.on_commit(lambda: _enqueue_cai_after_commit(ai_pass))
+            transaction.on_commit(lambda: _enqueue_after_commit(ai_pass))
     return ai_pass
-
-
-def enqueue_cai(ai_pass: AIPass) -> None:
-    """Send a CAI batch to its queue (by name; routing: ``config/celery.py``)."""
-    from config.celery import send
-
-    send(RUN_CAI_TASKS[ai_pass.queue], ai_pass.id)
-
-
-def _enqueue_cai_after_commit(ai_pass: AIPass) -> None:
-    try:
-        enqueue_cai(ai_pass)
-    except Exception:  # the broker is down: the batch stays queued
-        logger.exception("could not enqueue CAI pass %s", ai_pass.id)
 
 
 def cai_pass_claim(*, pass_id: int) -> bool:

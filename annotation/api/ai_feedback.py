@@ -27,7 +27,7 @@ from annotation.api.pagination import paginate
 from annotation.api.scoping import scoped_manager_project, scoped_project
 from annotation.errors import NotFound, ValidationFailed
 from annotation.models import AIJudgment, AIMethod, AIPass, Constitution
-from annotation.services.ai_passes import ai_pass_get, ai_pass_start, start_cai_pass
+from annotation.services.ai_passes import ai_pass_get, ai_pass_retry, ai_pass_start, start_cai_pass
 from annotation.services.constitutions import (
     constitution_current,
     constitution_save,
@@ -209,6 +209,21 @@ class AIPassDetailApi(APIView):
     def get(self, request: Request, project_id: int, pass_id: int) -> Response:
         project = scoped_manager_project(request, project_id)
         return Response(AIPassOut(ai_pass_get(project=project, pass_id=pass_id)).data)
+
+
+class AIPassRetryApi(APIView):
+    @extend_schema(
+        request=None,
+        responses={202: AIPassOut},
+        summary="Retry a failed AI pass (managers)",
+        description="A failed pass (or Constitutional AI batch) is queued again and resumes where "
+        "it stopped: what it stored before the failure is kept. 409 for a pass that has not "
+        "failed.",
+    )
+    def post(self, request: Request, project_id: int, pass_id: int) -> Response:
+        project = scoped_manager_project(request, project_id)
+        ai_pass = ai_pass_retry(project=project, pass_id=pass_id)
+        return Response(AIPassOut(ai_pass).data, status=status.HTTP_202_ACCEPTED)
 
 
 class CAIRevisionOut(serializers.ModelSerializer):

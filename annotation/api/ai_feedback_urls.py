@@ -26,6 +26,11 @@ urlpatterns = [
         name="api-ai-pass",
     ),
     path(
+        "projects/<int:project_id>/ai-passes/<int:pass_id>/retry/",
+        ai_feedback.AIPassRetryApi.as_view(),
+        name="api-ai-pass-retry",
+    ),
+    path(
         "projects/<int:project_id>/ai-passes/<int:pass_id>/revisions/",
         ai_feedback.CAIRevisionsApi.as_view(),
         name="api-cai-revisions",

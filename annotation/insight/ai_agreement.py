@@ -67,7 +67,7 @@ from annotation.metrics.ai_agreement import (
     strict_majority,
     task_features,
 )
-from annotation.models import AIJudgment, AIPass, PairwiseChoice, TaskKind, TaskResponse
+from annotation.models import AIJudgment, AIMethod, AIPass, PairwiseChoice, TaskKind, TaskResponse
 from annotation.selectors import eligible_judgments
 
 
@@ -260,6 +260,12 @@ def read_votes(
     return ai, humans
 
 
+def judge_passes(project_id: int) -> Any:
+    """The project's labeling passes: a Constitutional AI batch makes (revised, original) pairs
+    rather than verdicts on the humans' tasks, so it has no agreement to show."""
+    return AIPass.objects.filter(project_id=project_id).exclude(method=AIMethod.CAI)
+
+
 def ai_agreement(
     project_id: int,
     *,
@@ -272,9 +278,7 @@ def ai_agreement(
     """Every AI pass of the project (or one, or the newest ``limit``) with its agreement
     figures, newest pass first. ``principles=False`` leaves out the per-principle groups (the
     dashboard's card)."""
-    query = (
-        AIPass.objects.filter(project_id=project_id).select_related("model_version").order_by("-id")
-    )
+    query = judge_passes(project_id).select_related("model_version").order_by("-id")
     total = query.count()
     if ai_pass_id is not None:
         query = query.filter(id=ai_pass_id)
@@ -329,6 +333,12 @@ def ai_pass_option(project_id: int, value: Any) -> int | None:
         ) from None
     if not AIPass.objects.filter(project_id=project_id, id=ai_pass_id).exists():
         raise NotFound(f"This project has no AI pass {ai_pass_id}.")
+    if not judge_passes(project_id).filter(id=ai_pass_id).exists():
+        raise ValidationFailed(
+            f"AI pass {ai_pass_id} is a Constitutional AI batch: it has no verdicts to compare "
+            "with the humans'; its pairs are on its revisions page.",
+            field="ai_pass",
+        )
     return ai_pass_id
 
 
@@ -347,7 +357,7 @@ def ai_agreement_cached(
     from annotation.insight.dashboard import fingerprint
 
     ai = AIJudgment.objects.filter(project_id=project_id).aggregate(m=Max("id"), n=Count("id"))
-    passes = AIPass.objects.filter(project_id=project_id).aggregate(
+    passes = judge_passes(project_id).aggregate(
         m=Max("id"), s=Max("started_at"), f=Max("finished_at")
     )
     key = "ai-agreement:v1:{}:{}:{}:{}:{}".format(
@@ -369,7 +379,7 @@ def ai_agreement_cached(
 def dashboard_card(project_id: int) -> dict[str, Any] | None:
     """The overview's one line: the newest AI pass that shares tasks with the humans (or the
     newest pass when none does), overall figures only; None before the first pass."""
-    if not AIPass.objects.filter(project_id=project_id).exists():
+    if not judge_passes(project_id).exists():
         return None
     data = ai_agreement_cached(project_id, principles=False, limit=CARD_PASSES)
     passes = data["passes"]

@@ -39,7 +39,7 @@ from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from annotation.errors import NotFound, ValidationFailed
+from annotation.errors import Conflict, NotFound, ValidationFailed
 from annotation.models import (
     AIJudgment,
     AIMethod,
@@ -245,6 +245,27 @@ def ai_pass_get(*, project: Project, pass_id: int) -> AIPass:
     ai_pass = AIPass.objects.filter(project=project, id=pass_id).first()
     if ai_pass is None:
         raise NotFound(f"AI pass {pass_id} not found.")
+    return ai_pass
+
+
+def ai_pass_retry(*, project: Project, pass_id: int) -> AIPass:
+    """A failed pass (or CAI batch) back to queued, error and finish time cleared, and sent again
+    when the outermost transaction commits. The worker resumes where it stopped: verdicts and
+    revisions stored before the failure are kept and not redone (``ai_pass_pending``,
+    ``workers.cai.cai_pending``). :class:`Conflict` for a pass that has not failed.
+
+    Locks: the row the conditional update writes; its row count decides, so two retries of one
+    pass queue it once."""
+    with transaction.atomic():
+        retried = AIPass.objects.filter(
+            project=project, id=pass_id, status=AIPassStatus.FAILED
+        ).update(status=AIPassStatus.QUEUED, error="", finished_at=None)
+        ai_pass = ai_pass_get(project=project, pass_id=pass_id)
+        if not retried:
+            raise Conflict(
+                f"AI pass {pass_id} is {ai_pass.status}: only a failed pass can be retried."
+            )
+        transaction.on_commit(lambda: _enqueue_after_commit(ai_pass))
     return ai_pass
 
 

@@ -23,11 +23,12 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from annotation.errors import ValidationFailed
+from annotation.errors import Conflict, DomainError, NotFound, ValidationFailed
 from annotation.models import AIMethod, AIPass, AIPassStatus, ModelKind, ModelVersion, Project
 from annotation.services.ai_passes import (
     ACTIVE_STATUSES,
     DEFAULT_JUDGE_MODEL,
+    ai_pass_retry,
     ai_pass_start,
     default_judge_model,
     start_cai_pass,
@@ -86,7 +87,7 @@ def _page(
     *,
     status: int = 200,
     form: str = "",
-    error: ValidationFailed | None = None,
+    error: DomainError | None = None,
     values: QueryDict | None = None,
 ) -> HttpResponse:
     current = constitution_current(project=project)
@@ -161,7 +162,7 @@ def constitution_edit(request: HttpRequest, project_id: int) -> HttpResponse:
     return redirect(reverse("manage-ai-feedback", args=[project.id]) + "#constitution")
 
 
-def _limit(raw: str) -> int | None:
+def _limit(raw: str, unit: str = "tasks") -> int | None:
     raw = raw.strip()
     if not raw:
         return None
@@ -169,7 +170,7 @@ def _limit(raw: str) -> int | None:
         return int(raw)
     except ValueError:
         raise ValidationFailed(
-            f"limit must be a whole number of tasks (got {raw[:40]!r}).", field="limit"
+            f"limit must be a whole number of {unit} (got {raw[:40]!r}).", field="limit"
         ) from None
 
 
@@ -218,7 +219,7 @@ def _cai_create(request: HttpRequest, project: Project) -> HttpResponse:
             user=request.user,
             model=post.get("model", ""),
             queue=post.get("queue", "cpu"),
-            limit=_limit(post.get("limit", "")),
+            limit=_limit(post.get("limit", ""), "prompts"),
             principles=_indexes(post.getlist("principles")),
             verify=post.get("verify") == "1",
         )
@@ -230,3 +231,20 @@ def _cai_create(request: HttpRequest, project: Project) -> HttpResponse:
         "prompts to answer, critique and revise. The list below follows it.",
     )
     return redirect(reverse("manage-ai-feedback", args=[project.id]) + "#ai-passes")
+
+
+@login_required
+@require_POST
+def ai_pass_retry_view(request: HttpRequest, project_id: int, pass_id: int) -> HttpResponse:
+    """The failed pass's "Retry" button: queued again, resuming where it stopped."""
+    project = manager_project(request, project_id)
+    try:
+        ai_pass = ai_pass_retry(project=project, pass_id=pass_id)
+    except (NotFound, Conflict) as exc:
+        return _page(request, project, status=exc.status_code, form="retry", error=exc)
+    messages.success(
+        request,
+        f"AI pass {ai_pass.id} queued again on {ai_pass.queue}: it resumes at {ai_pass.done} of "
+        f"{ai_pass.total}.",
+    )
+    return redirect(reverse("manage-ai-feedback", args=[project.id]) + f"#ai-pass-{ai_pass.id}")

@@ -34,6 +34,11 @@ urlpatterns = [
         name="manage-ai-pass-start",
     ),
     path(
+        "projects/<int:project_id>/ai-feedback/passes/<int:pass_id>/retry/",
+        ai_feedback.ai_pass_retry_view,
+        name="manage-ai-pass-retry",
+    ),
+    path(
         "projects/<int:project_id>/ai-feedback/passes/<int:pass_id>/revisions/",
         ai_revisions.cai_pass_detail,
         name="manage-cai-revisions",

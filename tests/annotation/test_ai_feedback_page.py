@@ -278,7 +278,41 @@ def test_a_bad_cai_form_is_a_400_naming_the_problem(project, manager, settings, 
         page_url(project) + "passes/", {"method": "cai", "limit": "x"}
     )
     assert answer.status_code == 400
-    assert "limit must be a whole number" in answer.content.decode()
+    assert "limit must be a whole number of prompts" in answer.content.decode()
     assert 'value="cai" id="ai-method-cai" checked' in answer.content.decode()
     assert not models.AIPass.objects.exists()
     assert sent == []
+
+
+def test_a_failed_pass_has_a_retry_button_that_queues_it_again_once(
+    project, manager, rater, sent, django_capture_on_commit_callbacks
+):
+    constitution_save(project=project, principles=["Helpful."], user=manager)
+    make_task(project)
+    ai_pass = ai_passes.ai_pass_start(
+        project=project, user=manager, method="llm_judge", model="/m", enqueue=False
+    )
+    client = client_for(manager)
+    retry = page_url(project) + f"passes/{ai_pass.id}/retry/"
+    assert f'id="ai-pass-retry-{ai_pass.id}"' not in client.get(page_url(project)).content.decode()
+    refused = client.post(retry)
+    assert refused.status_code == 409
+    assert "is queued: only a failed pass can be retried" in refused.content.decode()
+    assert 'id="ai-retry-error"' in refused.content.decode()
+    ai_passes.ai_pass_fail(pass_id=ai_pass.id, error="worker lost")
+    html = client.get(page_url(project)).content.decode()
+    assert f'action="{retry}"' in html
+    assert inline_code(html) == []
+    assert client_for(rater).post(retry).status_code == 403
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = client.post(retry, follow=True)
+    assert answer.status_code == 200
+    assert f"AI pass {ai_pass.id} queued again on cpu: it resumes at 0 of 1." in (
+        answer.content.decode()
+    )
+    ai_pass.refresh_from_db()
+    assert (ai_pass.status, ai_pass.error, ai_pass.finished_at) == ("queued", "", None)
+    assert sent == ["ai.run_pass.cpu"]
+    assert client.post(retry).status_code == 409  # queued again: a second click queues nothing
+    assert sent == ["ai.run_pass.cpu"]
+    assert client.post(page_url(project) + "passes/99999/retry/").status_code == 404

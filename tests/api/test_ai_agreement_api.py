@@ -45,6 +45,19 @@ def test_managers_get_the_figures_others_do_not(project, manager, rater, api) ->
     assert api().get(url).status_code in (401, 403)
 
 
+def test_a_cai_batch_has_no_agreement_row(project, manager, api) -> None:
+    _, ai = _judged(project)
+    cai = ai_rows.ai_pass(project)
+    models.AIPass.objects.filter(id=cai.id).update(method=models.AIMethod.CAI)
+    url = f"/api/projects/{project.id}/ai-agreement/"
+    body = api(manager).get(url).json()
+    assert [p["id"] for p in body["passes"]] == [ai.id]
+    assert body["total_passes"] == 1
+    refused = api(manager).get(url, {"ai_pass": cai.id})
+    assert refused.status_code == 400
+    assert "Constitutional AI batch" in refused.json()["error"]
+
+
 def test_a_bad_ai_pass_is_refused(project, manager, api) -> None:
     url = f"/api/projects/{project.id}/ai-agreement/"
     bad = api(manager).get(url, {"ai_pass": "x"})

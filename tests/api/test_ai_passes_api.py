@@ -283,6 +283,7 @@ def test_the_endpoints_are_in_the_openapi_schema(api, manager):
         "/api/projects/{project_id}/constitution/versions/",
         "/api/projects/{project_id}/ai-passes/",
         "/api/projects/{project_id}/ai-passes/{pass_id}/",
+        "/api/projects/{project_id}/ai-passes/{pass_id}/retry/",
     ):
         assert path in paths
 
@@ -332,3 +333,25 @@ def test_a_cai_batch_s_revisions_read_beside_their_originals(
     labeling = api(manager).post(url(project), {"method": "llm_judge"}, format="json").json()
     assert api(manager).get(f"{url(project)}{labeling['id']}/revisions/").status_code == 404
     assert api(manager).get(f"{url(project)}999999/revisions/").status_code == 404
+
+
+def test_a_failed_pass_or_cai_batch_is_retried_and_resumes(
+    project, manager, rater, api, tasks, judge_installed, sent, django_capture_on_commit_callbacks
+):
+    started = api(manager).post(url(project), {"method": "cai", "limit": 2}, format="json").json()
+    retry = f"{url(project)}{started['id']}/retry/"
+    refused = api(manager).post(retry)
+    assert refused.status_code == 409
+    assert "only a failed pass can be retried" in refused.json()["error"]
+    ai_passes.ai_pass_fail(pass_id=started["id"], error="out of memory")
+    models.AIPass.objects.filter(id=started["id"]).update(done=1, progress=0.5)
+    assert api(rater).post(retry).status_code == 403
+    sent.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = api(manager).post(retry)
+    assert answer.status_code == 202, answer.json()
+    body = answer.json()
+    assert (body["status"], body["error"], body["done"]) == ("queued", "", 1)
+    assert sent == [("ai.run_cai.cpu", (started["id"],))]
+    assert ai_passes.cai_pass_claim(pass_id=started["id"])  # the worker takes it up again
+    assert api(manager).post(f"{url(project)}99999/retry/").status_code == 404

@@ -154,6 +154,47 @@ def test_offloading_gives_the_same_run(lm, tmp_path) -> None:
     assert moved.history == kept.history
 
 
+def test_grpo_s_one_update_rollout_skips_the_policy_pass_with_the_same_run(
+    lm, tmp_path, monkeypatch
+) -> None:
+    """With one update per rollout GRPO's rollout runs no policy forward (the update's gives the
+    log-probs and entropy); the run matches the one that takes the pass."""
+    import dataclasses
+
+    import training.rl.rollout as rollout
+
+    passes: list[bool] = []
+    collect = rollout.collect
+
+    def counted(*args, **kw):
+        passes.append(kw.get("policy_pass", True))
+        return collect(*args, **kw)
+
+    monkeypatch.setattr("training.rl.engine.collect", counted)
+    kw = {"rollout_batch_size": 2, "k": 2, "max_steps": 3, "beta": 0.1, "batch_size": 2}
+    fast = grpo.run(GRPOConfig(**base(lm, tmp_path / "a", **kw)), prompts(8, 1), prompts(2, 2),
+                    reward_model=REWARD)  # fmt: skip
+    assert passes.count(False) == 3  # the training rollouts; evaluation keeps its pass
+    monkeypatch.setattr(
+        grpo, "METHOD", dataclasses.replace(grpo.METHOD, advantages_need_logprobs=True)
+    )
+    passes.clear()
+    full = grpo.run(GRPOConfig(**base(lm, tmp_path / "b", **kw)), prompts(8, 1), prompts(2, 2),
+                    reward_model=REWARD)  # fmt: skip
+    assert False not in passes
+    assert len(fast.history) == len(full.history) == 4  # evaluation before the first step too
+    for a, b in zip(fast.history, full.history, strict=True):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), key
+    assert_same_weights(tmp_path / "a", tmp_path / "b", atol=1e-5)
+    # several updates per rollout need the rollout's own log-probs: the pass is taken
+    passes.clear()
+    grpo.run(GRPOConfig(**base(lm, tmp_path / "c", **{**kw, "max_steps": 1, "ppo_epochs": 2})),
+             prompts(8, 1), reward_model=REWARD)  # fmt: skip
+    assert passes == [True]
+
+
 def test_grpo_raises_held_out_reward_and_logs_gold(lm, tmp_path) -> None:
     progress = []
     result = grpo.run(

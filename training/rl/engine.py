@@ -50,8 +50,9 @@ from training.modeling import (
 from training.records import Prompt
 from training.rl.config import RolloutConfig
 from training.rl.data import load_prompts
+from training.rl.losses import entropy_from_logits
 from training.rl.monitors import alarm_events, alarms, rollout_metrics, rollout_sums
-from training.rl.policy import ActorCritic, disable_dropout
+from training.rl.policy import ActorCritic, disable_dropout, token_logprobs
 from training.rl.rewards import Scorer, move, scorers_for
 from training.rl.rollout import Rollout, collect, rollout_seed
 from training.session import ProgressCallback, RunResult, TrainingSession, seed_everything
@@ -74,6 +75,9 @@ class Method:
     ]
     units: Callable[[Rollout, Tensor, Any], float]  # (rollout, rows, config): tokens or sequences
     adaptive_beta: Callable[[float, float, Any, int], float] | None = None
+    # False: the advantages read no policy log-probs (GRPO), so with one update per rollout the
+    # rollout skips the policy's forward and the update's forward supplies them
+    advantages_need_logprobs: bool = True
 
 
 @dataclass
@@ -182,7 +186,18 @@ def run_online(
         random.Random(config.seed * 7919 + epoch).shuffle(order)
         return order
 
-    def rollout(batch_prompts: list[Prompt], seed_of: Callable[[int], int], n: int) -> Rollout:
+    # One optimizer update per rollout and advantages without log-probs: the update's forward
+    # gives the rollout's policy log-probs and entropy (the same numbers, one forward fewer).
+    from_update = not method.advantages_need_logprobs and (
+        config.ppo_epochs * config.num_minibatches == 1
+    )
+
+    def rollout(
+        batch_prompts: list[Prompt],
+        seed_of: Callable[[int], int],
+        n: int,
+        policy_pass: bool = True,
+    ) -> Rollout:
         if offload is not None and ref is not None:
             ref.to(device)
             move(scorer, device)
@@ -204,6 +219,7 @@ def run_online(
                 missing_eos_penalty=config.missing_eos_penalty,
                 batch_size=config.batch_size,
                 device=device,
+                policy_pass=policy_pass,
             )
         if offload is not None and ref is not None:
             ref.to(offload)
@@ -240,9 +256,9 @@ def run_online(
             def seed_of(c: int, s: int = step, b: int = base_call) -> int:
                 return rollout_seed(config.seed, s, b + c)
 
-            r = rollout(batch_prompts, seed_of, k)
+            r = rollout(batch_prompts, seed_of, k, policy_pass=not from_update)
             extra = method.advantages(r, config, beta, all_sum)
-            sums, grad_norm = _update(session, method, r, config, beta)
+            sums, grad_norm = _update(session, method, r, config, beta, fill=from_update)
             reduced = _reduce({**sums, **{f"r:{k}": v for k, v in rollout_sums(r).items()}})
             rsums = {k[2:]: v for k, v in reduced.items() if k.startswith("r:")}
             record = {k: v[0] / max(v[1], 1e-12) for k, v in reduced.items() if ":" not in k}
@@ -273,11 +289,27 @@ def run_online(
     return result
 
 
+def fill_from_update(r: Rollout, rows: Tensor, logits: Tensor) -> None:
+    """The rollout's policy log-probs and entropy for ``rows`` from the update's forward, before
+    its optimizer step (``collect(policy_pass=False)``): the old policy is the current one."""
+    mask = r.response_mask[rows]
+    detached = logits.detach()
+    r.logprobs[rows] = token_logprobs(detached, r.responses[rows]).float() * mask
+    r.entropy[rows] = entropy_from_logits(detached).float() * mask
+
+
 def _update(
-    session: TrainingSession, method: Method, r: Rollout, config: RolloutConfig, beta: float
+    session: TrainingSession,
+    method: Method,
+    r: Rollout,
+    config: RolloutConfig,
+    beta: float,
+    *,
+    fill: bool = False,
 ) -> tuple[dict[str, Ratio], float]:
     """``ppo_epochs`` passes of ``num_minibatches`` optimizer updates over the rollout; each
-    forward's loss is divided by the minibatch's global unit count (exact accumulation)."""
+    forward's loss is divided by the minibatch's global unit count (exact accumulation).
+    ``fill``: the rollout has no policy log-probs yet (:func:`fill_from_update`)."""
     sums: dict[str, Ratio] = {}
     grad_norm = 0.0
     n_mb = len(r) // config.num_minibatches
@@ -296,6 +328,8 @@ def _update(
                             r.input_ids[part], r.attention_mask[part], r.prompt_width,
                             config.temperature,
                         )  # fmt: skip
+                        if fill:
+                            fill_from_update(r, part, logits)
                         loss_sum, metrics = method.loss(r, part, logits, values, config, beta)
                     (loss_sum * (session.world / units)).backward()
                 loss_units = method.units(r, part, config)

@@ -81,6 +81,7 @@ METHOD = Method(
     advantages=advantages,
     loss=loss,
     units=lambda r, rows, config: AGGREGATES[config.loss_type][1](r.response_mask[rows]),
+    advantages_need_logprobs=False,
 )
 
 

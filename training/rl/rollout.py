@@ -147,8 +147,14 @@ def collect(
     missing_eos_penalty: float,
     batch_size: int,
     device: torch.device,
+    policy_pass: bool = True,
 ) -> Rollout:
-    """Sample, run the policy and the reference over the samples, and score them."""
+    """Sample, run the policy and the reference over the samples, and score them.
+
+    ``policy_pass=False`` skips the policy's forward: ``logprobs`` and ``entropy`` stay zero for
+    the update to fill from its own forward (:func:`training.rl.engine.fill_from_update`), which
+    is the same numbers when a rollout gets exactly one optimizer update and the method needs no
+    log-probs before its advantages (GRPO); TRL 1.16's GRPO saves this pass the same way."""
     was_training = model.training
     model.eval()
     flat_prompts, samples = sample(
@@ -171,11 +177,15 @@ def collect(
     parts: dict[str, list[Tensor]] = {"logp": [], "ref": [], "ent": [], "val": []}
     for start in range(0, len(samples), batch_size):
         rows = slice(start, start + batch_size)
-        logits, values = model(ids[rows], mask[rows], width, temperature)
-        parts["logp"].append(token_logprobs(logits, tokens[rows]))
-        parts["ent"].append(entropy_from_logits(logits))
-        if values is not None:
-            parts["val"].append(values.float())
+        if policy_pass:
+            logits, values = model(ids[rows], mask[rows], width, temperature)
+            parts["logp"].append(token_logprobs(logits, tokens[rows]))
+            parts["ent"].append(entropy_from_logits(logits))
+            if values is not None:
+                parts["val"].append(values.float())
+        else:
+            parts["logp"].append(torch.zeros(tokens[rows].shape, device=device))
+            parts["ent"].append(torch.zeros(tokens[rows].shape, device=device))
         with reference_of(model.policy, ref) as reference:
             ref_logits, _ = response_forward(reference, ids[rows], mask[rows], width, temperature)
         parts["ref"].append(token_logprobs(ref_logits, tokens[rows]))

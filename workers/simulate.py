@@ -14,10 +14,22 @@ The raters' *hidden scoring rule* is one of :data:`RULES` (``SimConfig.rule``):
   feature from a few hundred noisy labels (a rule over whole words, tried first, was not learnable:
   0.56-0.61 held-out accuracy from 96-500 labels).
 
+- ``hh-minilm`` (:mod:`training.gold`): the rule for a *real chat model* (SmolLM2-135M-Instruct,
+  ``prompts="hh"``): a MiniLM reward model trained once on 600 pairs of the shared HH-RLHF sample,
+  scoring the whole (prompt, response). It was learned from real human preferences, and its
+  backbone shares nothing with the reward model the loop trains, which can only recover it from
+  the raters' labels (why this and not a rule: see :mod:`training.gold`). The prompts are then
+  HH-RLHF dialogues the gold never trained on.
+
 Each simulated rater prefers the response with the higher hidden score
 but answers the other way with probability ``flip`` (default 0.16). Two raters then agree on a
 pair ``(1 - flip)^2 + flip^2`` = 73 % of the time, the inter-rater agreement reported for real
 preference data (InstructGPT ~73 %, HH-RLHF ~63-77 %). Equal hidden scores are a coin flip.
+
+Every round prints its judgments, the reward model's accuracy against the gold, the policy's mean
+gold score on held-out prompts, its win rate against the previous round, the KL of the new policy
+to its parent (the cycle's evaluation) and the mean length of its answers. When it ends (or
+fails) the simulation deletes its project, users and models (``keep`` leaves them).
 
 A round = raters label every open task through the same services the web UI uses
 (``assignment_claim_next`` + ``judgment_submit``), then one cycle runs (in this process, or on a
@@ -52,6 +64,8 @@ from typing import Any
 
 from workers.hidden_rules import RULES
 
+GOLD_HH = "hh-minilm"  # the gold judge over real text (training.gold)
+
 # The policy methods a simulation can use: DPO on the raters' pairs, or online RL against the
 # cycle's reward model (KTO and SFT need thumbs and demonstrations, which simulated raters of
 # pairwise tasks do not give).
@@ -69,7 +83,11 @@ class SimConfig:
     k: int = 4  # candidates per prompt
     max_new_tokens: int = 12
     base_model: str = ""  # a causal LM to start from (e.g. training.pretrain); "" = random tiny
-    rule: str = "lowercase"  # the raters' hidden rule: a key of RULES
+    rule: str = "lowercase"  # the raters' hidden rule: a key of RULES, or GOLD_HH ("hh-minilm")
+    prompts: str = "topics"  # "topics" (made-up one-liners) or "hh" (HH-RLHF dialogues)
+    pairs_file: str = ""  # the HH-RLHF sample, for prompts "hh" and the "hh-minilm" gold
+    gold_cache: str = "var/cache/gold"  # where the "hh-minilm" gold is built once
+    keep: bool = False  # keep the simulated project, its users and models afterwards
     policy: str = "dpo"  # the policy trainer: a key of POLICY_METHODS
     rl_steps: int = 8  # online RL: rollouts per cycle, of rl_prompts_per_step prompts each
     rl_prompts_per_step: int = 8
@@ -82,6 +100,7 @@ class SimConfig:
     seed: int = 0
     rm_epochs: int = 2
     policy_epochs: int = 2
+    lora_r: int = 0  # LoRA rank of the reward model and DPO (0: full fine-tune)
     rm_learning_rate: float = 1e-3
     policy_learning_rate: float = 3e-3
     beta: float = 0.1
@@ -105,7 +124,8 @@ class SimConfig:
                 "rl_prompts_per_step": self.rl_prompts_per_step,
                 "rl_max_new_tokens": self.max_new_tokens,
                 "rl_beta": self.rl_beta,
-                "gold_rule": self.rule,  # the hidden rule, logged as the gold score
+                # the hidden rule, logged as the gold score (a rule only: the RL step scores text)
+                **({"gold_rule": self.rule} if self.rule in RULES else {}),
             }
             if self.policy != "dpo"
             else {}
@@ -125,6 +145,7 @@ class SimConfig:
             "policy_learning_rate": self.policy_learning_rate,
             "beta": self.beta,
             "rm_pairs_prompts": self.rm_pairs_prompts,
+            **({"lora_r": self.lora_r} if self.lora_r else {}),
             "min_win_rate": self.min_win_rate,
             "eval_prompts": self.eval_prompts,
             "seed": self.seed,
@@ -147,6 +168,8 @@ class RoundReport:
     # online RL: the last step's proxy reward, gold score and sqrt(KL), the alarms raised, and
     # the whole over-optimisation series ("series")
     rl: dict[str, Any] = field(default_factory=dict)
+    kl: float | None = None  # the new policy's KL to its parent (the cycle's evaluation), nats
+    length: float = 0.0  # mean characters of the policy's held-out samples
 
     def line(self) -> str:
         def fmt(v: float | None) -> str:
@@ -160,8 +183,9 @@ class RoundReport:
         )
         return (
             f"round {self.round}: judgments {self.judgments:4d} (total {self.total_judgments:5d}) "
-            f"rater~hidden {fmt(self.rater_accuracy)}  RM acc {fmt(self.rm_accuracy)}  "
-            f"hidden score {self.hidden_score:.4f}  win vs prev {fmt(self.win_rate_vs_prev)}  "
+            f"rater~gold {fmt(self.rater_accuracy)}  RM acc {fmt(self.rm_accuracy)}  "
+            f"gold {self.hidden_score:.4f}  win vs prev {fmt(self.win_rate_vs_prev)}  "
+            f"KL {fmt(self.kl)}  length {self.length:5.1f}  "
             f"promoted {'yes' if self.promoted else 'no '}  {self.seconds:5.1f}s{rl}"
         )
 
@@ -179,11 +203,21 @@ class Simulation:
         self.cfg = config
         self.rng = random.Random(config.seed)
         self.workdir = Path(config.workdir or f"var/simulate/seed-{config.seed}-{config.selection}")
-        if config.rule not in RULES:
-            raise ValueError(f"unknown hidden rule {config.rule!r}; choose from {sorted(RULES)}")
+        if config.rule not in (*RULES, GOLD_HH):
+            raise ValueError(
+                f"unknown hidden rule {config.rule!r}; choose from {[*sorted(RULES), GOLD_HH]}"
+            )
         if config.policy not in POLICY_METHODS:
             raise ValueError(f"unknown policy {config.policy!r}; choose from {POLICY_METHODS}")
-        self.score = RULES[config.rule]
+        if config.prompts not in ("topics", "hh"):
+            raise ValueError(f"prompts must be 'topics' or 'hh', got {config.prompts!r}")
+        needs_file = config.rule == GOLD_HH or config.prompts == "hh"
+        if needs_file and not Path(config.pairs_file).is_file():
+            raise ValueError(f"the HH-RLHF sample is needed: no file at {config.pairs_file!r}")
+        self.judge = gold_judge(config)
+        # a rater's strength: 1 + min(3, int(gold gap * scale)); rules score in [0, 1], the
+        # gold reward model in reward units (its differences are mostly within +-2)
+        self.gap_scale = 20.0 if config.rule in RULES else 2.0
 
     # ------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -220,9 +254,7 @@ class Simulation:
             self.raters.append(user)
         self.manager = user_model.objects.create(username=f"sim-{tag}-manager")
         Membership.objects.create(project=self.project, user=self.manager, role=Role.MANAGER)
-        topics = ["the sea", "a city", "music", "a tree", "the moon", "bread", "a river", "time"]
-        for i in range(self.cfg.train_prompts + self.cfg.eval_prompts):
-            messages = [{"role": "user", "content": f"Say something about {topics[i % 8]} ({i})."}]
+        for i, messages in enumerate(self._prompt_messages()):
             Prompt.objects.create(
                 project=self.project,
                 messages=messages,
@@ -234,6 +266,50 @@ class Simulation:
             for p in Prompt.objects.filter(project=self.project, split="eval").order_by("id")
         ]
         self.eval_pairs = self._rm_eval_pairs(str(base))
+
+    def _prompt_messages(self) -> list[list[dict[str, str]]]:
+        n = self.cfg.train_prompts + self.cfg.eval_prompts
+        if self.cfg.prompts == "hh":
+            from training.gold import hh_prompts
+
+            found = hh_prompts(self.cfg.pairs_file, n)
+            if len(found) < n:
+                raise ValueError(f"the HH sample has {len(found)} different prompts, not {n}")
+            return found
+        topics = ["the sea", "a city", "music", "a tree", "the moon", "bread", "a river", "time"]
+        return [
+            [{"role": "user", "content": f"Say something about {topics[i % 8]} ({i})."}]
+            for i in range(n)
+        ]
+
+    def cleanup(self) -> None:
+        """Delete the simulated project (its tasks, judgments, runs and versions go with it),
+        its users and its models, unless ``keep``: a simulation leaves nothing behind."""
+        from django.contrib.auth import get_user_model
+        from django.db import transaction
+
+        from annotation.models import Response
+
+        if self.cfg.keep or not hasattr(self, "project"):
+            return
+        users = [u.id for u in (*self.raters, self.manager)]
+        with transaction.atomic():
+            # responses first: they protect the model versions that generated them
+            Response.objects.filter(prompt__project=self.project).delete()
+            self.project.delete()
+            get_user_model().objects.filter(id__in=users).delete()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _scores(self, samples: list[list[str]]) -> list[list[float]]:
+        """The gold score of every held-out sample, by prompt."""
+        flat = self.judge(
+            [(p, t) for p, group in zip(self.eval_messages, samples, strict=True) for t in group]
+        )
+        out, i = [], 0
+        for group in samples:
+            out.append(flat[i : i + len(group)])
+            i += len(group)
+        return out
 
     def _sample(self, path: str, k: int, seed: int) -> list[list[str]]:
         from training.generate import generate
@@ -254,22 +330,26 @@ class Simulation:
     def _rm_eval_pairs(self, base: str) -> list[tuple[Any, str, str]]:
         """Held-out (prompt, better, worse) by the hidden rule, from base samples."""
         pairs = []
-        for prompt, texts in zip(self.eval_messages, self._sample(base, 12, 999), strict=True):
+        samples = self._sample(base, 12, 999)
+        for prompt, texts, scores in zip(
+            self.eval_messages, samples, self._scores(samples), strict=True
+        ):
             for i in range(0, len(texts) - 1, 2):
-                a, b = texts[i], texts[i + 1]
-                if self.score(a) != self.score(b):
-                    better, worse = (a, b) if self.score(a) > self.score(b) else (b, a)
+                (a, sa), (b, sb) = (texts[i], scores[i]), (texts[i + 1], scores[i + 1])
+                if sa != sb:
+                    better, worse = (a, b) if sa > sb else (b, a)
                     pairs.append((prompt, better, worse))
         return pairs
 
     # ------------------------------------------------------------ raters
-    def _choose(self, texts: dict[int, str]) -> tuple[int, bool]:
-        """The preferred of two responses (by id), and whether it agrees with the hidden rule.
+    def _choose(self, scores: dict[int, float]) -> tuple[int, bool]:
+        """The preferred of two responses (by id), from their gold scores, and whether it agrees
+        with the gold.
 
         Decided on ids in sorted order, never on the (randomly shuffled) display order, so a
         seeded simulation gives the same judgments in every run."""
-        a, b = sorted(texts)
-        sa, sb = self.score(texts[a]), self.score(texts[b])
+        a, b = sorted(scores)
+        sa, sb = scores[a], scores[b]
         if sa == sb:
             return (a, b)[self.rng.randrange(2)], True
         right, wrong = (a, b) if sa > sb else (b, a)
@@ -295,9 +375,15 @@ class Simulation:
                     idle.add(rater.id)
                     continue
                 order = claim.assignment.display_order
-                texts = dict(Response.objects.filter(id__in=order).values_list("id", "text"))
-                preferred, right = self._choose(texts)
-                gap = abs(self.score(texts[order[0]]) - self.score(texts[order[1]]))
+                rows = Response.objects.filter(id__in=order).values_list(
+                    "id", "text", "prompt__messages"
+                )
+                ids, items = zip(
+                    *[(i, (messages, text)) for i, text, messages in rows], strict=True
+                )
+                scores = dict(zip(ids, self.judge(list(items)), strict=True))
+                preferred, right = self._choose(scores)
+                gap = abs(scores[order[0]] - scores[order[1]]) * self.gap_scale
                 judgment_submit(
                     assignment_id=claim.assignment.id,
                     rater=rater,
@@ -368,9 +454,17 @@ class Simulation:
         return self._sample(path, self.cfg.eval_samples, 12345)
 
     def run(self, report: Callable[[RoundReport], None] = lambda r: None) -> list[RoundReport]:
+        """Set up, round 0 (bootstrap candidates), ``rounds`` rounds; then :meth:`cleanup`."""
+        try:
+            return self._rounds(report)
+        finally:
+            self.cleanup()
+
+    def _rounds(self, report: Callable[[RoundReport], None]) -> list[RoundReport]:
         self.setup()
         reports: list[RoundReport] = []
         prev = self.policy_samples(self.project.base_model)
+        prev_scores = self._scores(prev)
         total = 0
         t0 = time.perf_counter()
         run = self.cycle()  # round 0: bootstrap candidates
@@ -380,11 +474,12 @@ class Simulation:
             0,
             1.0,
             None,
-            _mean_score(prev, self.score),
+            _mean(prev_scores),
             None,
             False,
             time.perf_counter() - t0,
             run.timings,
+            length=_mean_length(prev),
         )
         reports.append(r0)
         report(r0)
@@ -394,20 +489,23 @@ class Simulation:
             total += n
             run = self.cycle()
             samples = self.policy_samples(self.policy_path())
+            scores = self._scores(samples)
             rec = RoundReport(
                 rnd,
                 n,
                 total,
                 agreement,
                 self.rm_accuracy(),
-                _mean_score(samples, self.score),
-                _win_rate(samples, prev, self.score),
+                _mean(scores),
+                _win_rate(scores, prev_scores),
                 bool(run.metrics.get("register", {}).get("promoted")),
                 time.perf_counter() - t0,
                 run.timings,
                 rl_summary(run, self.cfg.policy),
+                kl=_evaluated_kl(run),
+                length=_mean_length(samples),
             )
-            prev = samples
+            prev_scores = scores
             reports.append(rec)
             report(rec)
         return reports
@@ -424,15 +522,41 @@ def rl_summary(run: Any, method: str) -> dict[str, Any]:
     return {**series[-1], "alarms": len(result.get(f"{method}/alarms") or []), "series": series}
 
 
-def _mean_score(samples: list[list[str]], score: Callable[[str], float]) -> float:
-    flat = [score(t) for group in samples for t in group]
+def gold_judge(config: SimConfig) -> Callable[[list[tuple[Any, str]]], list[float]]:
+    """The raters' hidden preference as a batch scorer of (prompt, response): a text rule of
+    ``RULES``, or the MiniLM reward model trained once on HH-RLHF (:mod:`training.gold`)."""
+    if config.rule == GOLD_HH:
+        from training.gold import RewardModelGold, ensure_hh_gold
+
+        return RewardModelGold(ensure_hh_gold(config.pairs_file, config.gold_cache))
+    rule = RULES[config.rule]
+    return lambda items: [rule(text) for _, text in items]
+
+
+def _mean(scores: list[list[float]]) -> float:
+    flat = [x for group in scores for x in group]
     return sum(flat) / len(flat) if flat else 0.0
 
 
-def _win_rate(new: list[list[str]], old: list[list[str]], score: Callable[[str], float]) -> float:
+def _mean_length(samples: list[list[str]]) -> float:
+    flat = [len(t) for group in samples for t in group]
+    return sum(flat) / len(flat) if flat else 0.0
+
+
+def _win_rate(new: list[list[float]], old: list[list[float]]) -> float:
+    """Share of held-out samples (paired by prompt and index) whose gold score beats the
+    previous round's (ties 0.5)."""
     wins = [
-        1.0 if score(a) > score(b) else 0.5 if score(a) == score(b) else 0.0
+        1.0 if a > b else 0.5 if a == b else 0.0
         for ga, gb in zip(new, old, strict=True)
         for a, b in zip(ga, gb, strict=True)
     ]
     return sum(wins) / len(wins) if wins else 0.5
+
+
+def _evaluated_kl(run: Any) -> float | None:
+    """The KL to its parent of the cycle's (first) evaluated policy, from its evaluate step."""
+    step = run.steps.filter(name="evaluate").first()
+    evaluation = step.result if step is not None else {}
+    kls = [v["kl"] for v in evaluation.values() if isinstance(v, dict) and "kl" in v]
+    return kls[0] if kls else None

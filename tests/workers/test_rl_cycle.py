@@ -277,7 +277,7 @@ def test_a_simulation_with_ppo_logs_the_hidden_rule_as_the_gold_score(tmp_path):
     config = SimConfig(
         rounds=1, labels_per_round=8, train_prompts=8, eval_prompts=4, k=3, max_new_tokens=6,
         rm_epochs=1, rm_pairs_prompts=0, eval_samples=2, policy="ppo", rl_steps=3,
-        rl_prompts_per_step=4, workdir=str(tmp_path / "sim"),
+        rl_prompts_per_step=4, workdir=str(tmp_path / "sim"), keep=True,
     )  # fmt: skip
     lines: list[str] = []
 

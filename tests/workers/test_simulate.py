@@ -34,7 +34,7 @@ def test_simulated_loop_raises_hidden_score(tmp_path, settings):
     # no reward-model DPO pairs: a random-weights reward model is at chance, its pairs are noise
     config = SimConfig(
         rounds=3, labels_per_round=40, train_prompts=16, eval_prompts=8, seed=0,
-        rm_pairs_prompts=0, eval_samples=6, workdir=str(tmp_path / "sim"),
+        rm_pairs_prompts=0, eval_samples=6, workdir=str(tmp_path / "sim"), keep=True,
     )  # fmt: skip
     lines: list[str] = []
 
@@ -48,6 +48,10 @@ def test_simulated_loop_raises_hidden_score(tmp_path, settings):
     assert reports[-1].hidden_score > reports[0].hidden_score + 0.02
     assert max(r.hidden_score for r in reports[1:]) > reports[0].hidden_score
     assert all(r.rm_accuracy is not None for r in reports[1:])
+    assert all(r.kl is not None and r.kl >= 0 for r in reports[1:])  # to the parent, evaluated
+    assert all(r.length > 0 for r in reports)
+    assert " KL " in lines[2]
+    assert " length " in lines[2]
     # every reward model is calibrated on its held-out pairs; selection reads the softened margin
     rms = models.ModelVersion.objects.filter(kind="reward", status="ready")
     temperatures = [v.metrics.get("eval/temperature") for v in rms.order_by("id")]
@@ -67,7 +71,7 @@ def test_ensemble_selection_runs_in_the_cycle(tmp_path, settings, monkeypatch):
     monkeypatch.setitem(DEFAULTS, "ensemble_heads", 4)
     config = SimConfig(
         rounds=2, labels_per_round=24, train_prompts=12, eval_prompts=4, seed=1,
-        rm_pairs_prompts=0, eval_samples=2, workdir=str(tmp_path / "sim"),
+        rm_pairs_prompts=0, eval_samples=2, workdir=str(tmp_path / "sim"), keep=True,
     )  # fmt: skip
 
     Simulation(config).run()
@@ -104,7 +108,7 @@ def test_reward_model_pairs_join_dpo(tmp_path, settings, monkeypatch):
     monkeypatch.setattr(candidates, "scores_for", lambda m, j, items: [reward(t) for _, t in items])
     config = SimConfig(
         rounds=1, labels_per_round=20, train_prompts=10, eval_prompts=2, seed=2,
-        rm_pairs_prompts=6, eval_samples=2, workdir=str(tmp_path / "sim"),
+        rm_pairs_prompts=6, eval_samples=2, workdir=str(tmp_path / "sim"), keep=True,
     )  # fmt: skip
 
     Simulation(config).run()
@@ -113,3 +117,66 @@ def test_reward_model_pairs_join_dpo(tmp_path, settings, monkeypatch):
     assert all(reward(p.chosen) > reward(p.rejected) for p in made)
     policy = models.RunStep.objects.filter(name="policy").order_by("id").last()
     assert policy.result["dpo/records"] == 20 + len(made)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_simulation_leaves_nothing_behind_even_when_it_fails(tmp_path, settings, monkeypatch):
+    from django.contrib.auth import get_user_model
+
+    settings.LOOP_ARTIFACTS_DIR = tmp_path / "artifacts"
+    users_before = get_user_model().objects.count()
+    config = SimConfig(
+        rounds=1, labels_per_round=8, train_prompts=4, eval_prompts=2, seed=3,
+        rm_pairs_prompts=0, eval_samples=2, workdir=str(tmp_path / "sim"),
+    )  # fmt: skip
+    reports = Simulation(config).run()
+    assert len(reports) == 2
+    assert not models.Project.objects.exists()
+    assert get_user_model().objects.count() == users_before
+    assert not (tmp_path / "sim").exists()
+
+    def broken(self):
+        raise RuntimeError("the cycle broke")
+
+    monkeypatch.setattr(Simulation, "cycle", broken)
+    with pytest.raises(RuntimeError, match="the cycle broke"):
+        Simulation(config).run()
+    assert not models.Project.objects.exists()
+    assert get_user_model().objects.count() == users_before
+
+
+@pytest.mark.django_db
+def test_raters_judge_by_a_gold_that_sees_the_prompt(tmp_path, monkeypatch):
+    """The gold scores (prompt, response): a judge preferring answers that repeat the prompt's
+    last word decides every simulated judgment (no flips)."""
+    import workers.simulate as simulate
+    from tests.factories import make_task
+
+    seen: list = []
+
+    def judge(items):
+        seen.extend(items)
+        return [float(p[-1]["content"].split()[-1] in t) for p, t in items]
+
+    monkeypatch.setattr(simulate, "gold_judge", lambda config: judge)
+    sim = Simulation(SimConfig(flip=0.0, train_prompts=2, eval_prompts=1, workdir=str(tmp_path)))
+    monkeypatch.setattr(Simulation, "_rm_eval_pairs", lambda self, base: [])
+    sim.setup()
+    task = make_task(sim.project)
+    task.prompt.messages = [{"role": "user", "content": "name a colour: blue"}]
+    task.prompt.save(update_fields=["messages"])
+    first, second = (tr.response for tr in task.task_responses.order_by("position"))
+    models.Response.objects.filter(id=first.id).update(text="red")
+    models.Response.objects.filter(id=second.id).update(text="blue")
+    done, agreement = sim.label_open_tasks()
+    assert (done, agreement) == (1, 1.0)
+    judgment = models.Judgment.objects.get(task=task)
+    assert judgment.preferred_response_id == second.id
+    assert ([{"role": "user", "content": "name a colour: blue"}], "blue") in seen
+
+
+def test_the_hh_gold_and_prompts_need_the_sample(tmp_path):
+    with pytest.raises(ValueError, match="HH-RLHF sample is needed"):
+        Simulation(SimConfig(rule="hh-minilm", pairs_file=str(tmp_path / "none.jsonl")))
+    with pytest.raises(ValueError, match="prompts must be 'topics' or 'hh'"):
+        Simulation(SimConfig(prompts="poems"))

@@ -22,7 +22,13 @@ def test_every_rule_is_described():
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--rule", "vowels"], "--rule must be one of lipogram, lowercase, not 'vowels'"),
+        (
+            ["--rule", "vowels"],
+            "--rule must be one of lipogram, lowercase, hh-minilm, not 'vowels'",
+        ),
+        (["--rule", "hh-minilm", "--pairs-file", "/nowhere.jsonl"], "is not a file"),
+        (["--train-prompts", "0"], "--train-prompts must be in 1..10000"),
+        (["--lora-r", "-1"], "--lora-r must be in 0..256"),
         (["--max-new-tokens", "0"], "--max-new-tokens must be in 1..256"),
         (["--policy-lr", "0"], "--policy-lr > 0"),
         (["--flip", "0.5"], "--flip must be in"),
@@ -52,4 +58,4 @@ def test_the_simulation_starts_from_a_copy_of_the_given_base(tmp_path):
     base = Path(sim.project.base_model)
     assert base == tmp_path / "w" / "base"
     assert filecmp.cmp(given / "model.safetensors", base / "model.safetensors", shallow=False)
-    assert sim.score("Even") == 0.5  # the lipogram rule
+    assert sim.judge([("any prompt", "Even")]) == [0.5]  # the lipogram rule

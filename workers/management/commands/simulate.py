@@ -7,7 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+
+DEFAULT_HH = settings.BASE_DIR.parent / "shared" / "data" / "hh-rlhf" / "harmless-sample.jsonl"
+GOLD_TEXT = "a MiniLM reward model trained once on 600 HH-RLHF pairs"
 
 
 class Command(BaseCommand):
@@ -32,8 +36,34 @@ class Command(BaseCommand):
         parser.add_argument(
             "--rule",
             default="",
-            help="The raters' hidden rule (lowercase, lipogram); default: lipogram with "
-            "--base-model, lowercase without.",
+            help="The raters' hidden rule: lowercase, lipogram, or hh-minilm (a MiniLM reward "
+            "model trained once on the HH-RLHF sample: the gold for a real chat model); default: "
+            "lipogram with --base-model, lowercase without.",
+        )
+        parser.add_argument(
+            "--prompts",
+            choices=["topics", "hh"],
+            default="",
+            help="topics (made-up one-liners) or hh (HH-RLHF dialogues); default: hh with "
+            "--rule hh-minilm, topics otherwise.",
+        )
+        parser.add_argument(
+            "--pairs-file",
+            default=str(DEFAULT_HH),
+            help="The HH-RLHF sample for --prompts hh and --rule hh-minilm.",
+        )
+        parser.add_argument("--train-prompts", type=int, default=48)
+        parser.add_argument("--eval-prompts", type=int, default=16)
+        parser.add_argument("--eval-samples", type=int, default=8)
+        parser.add_argument(
+            "--lora-r",
+            type=int,
+            default=0,
+            help="LoRA rank of the RM and DPO (0: full).",
+        )
+        parser.add_argument("--rm-lr", type=float, default=1e-3)
+        parser.add_argument(
+            "--keep", action="store_true", help="Keep the simulated project and its models."
         )
         parser.add_argument("--max-new-tokens", type=int, default=12)
         parser.add_argument(
@@ -59,11 +89,20 @@ class Command(BaseCommand):
         from pathlib import Path
 
         from workers.hidden_rules import RULE_DESCRIPTIONS, RULES
-        from workers.simulate import SimConfig, Simulation
+        from workers.simulate import GOLD_HH, SimConfig, Simulation
 
         rule = opts["rule"] or ("lipogram" if opts["base_model"] else "lowercase")
-        if rule not in RULES:
-            raise CommandError(f"--rule must be one of {', '.join(sorted(RULES))}, not {rule!r}.")
+        rules = [*sorted(RULES), GOLD_HH]
+        if rule not in rules:
+            raise CommandError(f"--rule must be one of {', '.join(rules)}, not {rule!r}.")
+        prompts = opts["prompts"] or ("hh" if rule == GOLD_HH else "topics")
+        if (rule == GOLD_HH or prompts == "hh") and not Path(opts["pairs_file"]).is_file():
+            raise CommandError(f"--pairs-file {opts['pairs_file']} is not a file (HH-RLHF sample).")
+        for name in ("train_prompts", "eval_prompts", "eval_samples"):
+            if not 1 <= opts[name] <= 10_000:
+                raise CommandError(f"--{name.replace('_', '-')} must be in 1..10000.")
+        if not 0 <= opts["lora_r"] <= 256 or opts["rm_lr"] <= 0:
+            raise CommandError("--lora-r must be in 0..256 and --rm-lr > 0.")
         if opts["base_model"] and not (Path(opts["base_model"]) / "config.json").is_file():
             raise CommandError(f"--base-model {opts['base_model']} holds no config.json.")
         if not 1 <= opts["max_new_tokens"] <= 256 or opts["policy_lr"] <= 0:
@@ -83,6 +122,14 @@ class Command(BaseCommand):
             workdir=opts["workdir"],
             base_model=opts["base_model"],
             rule=rule,
+            prompts=prompts,
+            pairs_file=opts["pairs_file"],
+            train_prompts=opts["train_prompts"],
+            eval_prompts=opts["eval_prompts"],
+            eval_samples=opts["eval_samples"],
+            lora_r=opts["lora_r"],
+            rm_learning_rate=opts["rm_lr"],
+            keep=opts["keep"],
             max_new_tokens=opts["max_new_tokens"],
             policy_learning_rate=opts["policy_lr"],
             policy=opts["policy"],
@@ -91,7 +138,7 @@ class Command(BaseCommand):
         )
         agreement = (1 - config.flip) ** 2 + config.flip**2
         self.stdout.write(
-            f"Simulated raters: hidden rule = {rule} ({RULE_DESCRIPTIONS[rule]}); "
+            f"Simulated raters: hidden rule = {rule} ({RULE_DESCRIPTIONS.get(rule, GOLD_TEXT)}); "
             f"flip {config.flip} -> expected inter-rater agreement {agreement:.0%}"
         )
         Simulation(config).run(report=lambda r: self.stdout.write(r.line()))

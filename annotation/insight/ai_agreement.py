@@ -300,7 +300,8 @@ def ai_agreement(
             {
                 "id": p.id,
                 "method": p.method,
-                "model": p.model_path or (p.model_version.name if p.model_version else ""),
+                # the version's name where there is one (as the pass list shows it), else the path
+                "model": p.model_version.name if p.model_version else p.model_path,
                 "status": p.status,
                 "created_at": p.created_at.isoformat(),
                 **figures,

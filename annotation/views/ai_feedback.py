@@ -14,6 +14,7 @@ The AI-vs-human agreement panel is drawn by ``annotation/_ai_agreement.html`` (s
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import Any
 
 from django.contrib import messages
@@ -70,6 +71,10 @@ def _pass_rows(project: Project) -> list[dict[str, Any]]:
                 "model": ai_pass.model_version.name
                 if ai_pass.model_version
                 else ai_pass.model_path,
+                # a folder's name (the whole path in its title): the table fits the page
+                "model_short": ai_pass.model_version.name
+                if ai_pass.model_version
+                else PurePath(ai_pass.model_path).name or ai_pass.model_path,
                 # a CAI batch's pairs are its kept (revised, original) pairs
                 "pairs": stats.get("kept", 0) if cai else stats.get("pairs", 0),
                 "inconsistent": stats.get("inconsistent", 0),

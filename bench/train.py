@@ -375,10 +375,11 @@ def generation_worker(impl: str, work: Path, args: argparse.Namespace) -> dict:
 def real_model(arg: str) -> Path:
     """The folder of ``--model``, or of the installed SmolLM2-135M-Instruct."""
     if arg:
-        return Path(arg)
+        return Path(arg).resolve()
     from training.base_models import default_models_dir, install_base_model
 
-    return install_base_model("smollm2-135m-instruct", default_models_dir()).path
+    # absolute: each cell's folder links to it, and a relative link target would dangle
+    return Path(install_base_model("smollm2-135m-instruct", default_models_dir()).path).resolve()
 
 
 def worker_args(args: argparse.Namespace) -> list[str]:

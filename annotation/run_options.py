@@ -19,7 +19,7 @@ from typing import Any
 DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]{1,2})?")
 REPORT_TO = re.compile(r"|tensorboard|mlflow|tensorboard,mlflow|mlflow,tensorboard")
 # The simulation's hidden rules (workers/simulate.py RULES; a test keeps the two in step).
-GOLD_RULES = re.compile(r"|lowercase|lipogram")
+GOLD_RULES = re.compile(r"|lowercase|lipogram|finished-concise")
 MAX_SEED = 2**31 - 1
 
 
@@ -116,7 +116,7 @@ RUN_OPTIONS: dict[str, Option] = {
         "",
         help="simulations: a hidden rule logged beside the reward as the gold score",
         pattern=GOLD_RULES,
-        spelled="'', 'lowercase' or 'lipogram'",
+        spelled="'', 'lowercase', 'lipogram' or 'finished-concise'",
     ),
     "eval_prompts": _int(16, 1, 100_000, "held-out prompts for the evaluation"),
     "seed": _int(0, 0, MAX_SEED, "seed of sampling, selection and training"),

@@ -248,7 +248,7 @@ def test_gold_rules_are_the_simulations_rules():
     assert run_config_problem({"gold_rule": "lipogram"}) is None
     field, message = run_config_problem({"gold_rule": "__import__"})
     assert field == "config.gold_rule"
-    assert "'lowercase' or 'lipogram'" in message
+    assert "'lowercase', 'lipogram' or 'finished-concise'" in message
     assert run_config_problem({"rl_k": 1.5})[0] == "config.rl_k"
     assert set(online.ON_POLICY) == {"ppo", "rloo", "grpo", "best_of_n"}
 

@@ -24,7 +24,7 @@ def test_every_rule_is_described():
     [
         (
             ["--rule", "vowels"],
-            "--rule must be one of lipogram, lowercase, hh-minilm, not 'vowels'",
+            "--rule must be one of finished-concise, lipogram, lowercase, hh-minilm, not 'vowels'",
         ),
         (["--rule", "hh-minilm", "--pairs-file", "/nowhere.jsonl"], "is not a file"),
         (["--train-prompts", "0"], "--train-prompts must be in 1..10000"),

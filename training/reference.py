@@ -19,8 +19,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from training.batching import length_sorted_batches, pad_sequences
-from training.modeling import autocast, data_hash, sequence_logps, to_device
+from training.modeling import autocast, data_hash
+from training.shared_prefix import pack, prompt_batches, shared_prefix_logps
 from training.tokenize import Encoded
 
 
@@ -34,14 +34,16 @@ def compute_logps(
     device: torch.device,
     bf16: bool = True,
 ) -> Tensor:  # (N,) float32 on CPU
-    """Summed response log-probs of each sequence under ``model`` (eval mode, no grad)."""
+    """Summed response log-probs of each sequence under ``model`` (eval mode, no grad); the
+    sequences of one prompt (a pair's two answers, KTO's completion and its KL completion) are
+    batched together and share the prompt's forward (:mod:`training.shared_prefix`)."""
     was_training = model.training
     model.eval()
     out = torch.zeros(len(seqs), dtype=torch.float32)
-    for idx in length_sorted_batches([s.length for s in seqs], batch_size):
-        batch = pad_sequences([(seqs[i].prompt_ids, seqs[i].response_ids) for i in idx], pad_id)
+    for idx in prompt_batches([s.prompt_ids for s in seqs], batch_size):
+        batch = pack([(seqs[i].prompt_ids, seqs[i].response_ids) for i in idx], pad_id)
         with autocast(device, bf16):
-            logps, _ = sequence_logps(model, to_device(batch, device))
+            logps, _ = shared_prefix_logps(model, batch.to(device), len(idx))
         out[idx] = logps.float().cpu()
     model.train(was_training)
     return out

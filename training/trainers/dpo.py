@@ -3,7 +3,8 @@
 Read top to bottom: ``setup`` loads data, tokenizer and model and precomputes the reference
 log-probs (cached on disk; the reference is the starting model unless ``ref_model`` is set, and is
 never held beside the policy during training); ``train_step`` runs chosen and rejected in one
-concatenated forward and applies the configured pair loss; ``evaluate`` reports TRL-named metrics
+forward that computes their shared prompt once (:mod:`training.shared_prefix`) and applies the
+configured pair loss; ``evaluate`` reports TRL-named metrics
 on the held-out pairs; ``run`` ties them together through :func:`training.loop.fit` and ends in
 :func:`training.trainers.common.finish_run` (the result and the artifact).
 
@@ -22,7 +23,6 @@ from typing import Any
 
 import torch
 
-from training.batching import pad_sequences
 from training.config import DPOConfig, default_cache_dir
 from training.loop import ProgressCallback, RunResult, fit, init_distributed, seed_everything
 from training.losses import PAIR_LOSSES, weighted_mean
@@ -34,11 +34,10 @@ from training.modeling import (
     load_tokenizer,
     pick_device,
     prepare_for_training,
-    sequence_logps,
-    to_device,
 )
 from training.records import PreferencePair
 from training.reference import cached_logps
+from training.shared_prefix import PAD, pack, shared_prefix_logps
 from training.tokenize import EncodedPair, Encoder, encode_pairs
 from training.trainers.common import finish_run, load_splits
 
@@ -113,13 +112,14 @@ def setup(
 
 
 def _forward(state: State, model: Any, items: Sequence[Item]) -> dict[str, torch.Tensor]:
-    """Policy log-probs of chosen and rejected in one concatenated forward, and the loss."""
+    """Policy log-probs of chosen and rejected in one forward, each prompt computed once for both
+    answers (:mod:`training.shared_prefix`), and the loss."""
     cfg = state.config
     pairs = [it[0] for it in items]
     seqs = [(p.chosen.prompt_ids, p.chosen.response_ids) for p in pairs]
     seqs += [(p.rejected.prompt_ids, p.rejected.response_ids) for p in pairs]
-    batch = to_device(pad_sequences(seqs, state.tokenizer.pad_token_id), state.device)  # (2B, T)
-    logps, lengths = sequence_logps(model, batch)  # (2B,), (2B,)
+    batch = pack(seqs, state.tokenizer.pad_token_id).to(state.device)  # (~B, T)
+    logps, lengths = shared_prefix_logps(model, batch, len(seqs))  # (2B,), (2B,)
     chosen, rejected = logps.float().chunk(2)  # (B,) each
     chosen_len, rejected_len = lengths.chunk(2)
     ref = torch.tensor([[it[1], it[2]] for it in items], device=state.device)  # (B, 2)
@@ -138,7 +138,7 @@ def _forward(state: State, model: Any, items: Sequence[Item]) -> dict[str, torch
         "rejected_rewards": cfg.beta * rejected_lr.detach(),
         "chosen_logps": chosen.detach(),
         "rejected_logps": rejected.detach(),
-        "tokens": batch["attention_mask"].sum(),
+        "tokens": (batch.segments != PAD).sum(),
     }
 
 

@@ -34,6 +34,7 @@ class SharedPrefixBatch:
     sources: Tensor  # (B, K): column whose logits predict each target
     targets: Tensor  # (B, K): the target token ids
     owners: Tensor  # (B, K): index of the input sequence the target belongs to; -1 = none
+    offsets: Tensor  # (B, K): the target's index within its response
     lengths: Tensor  # (N,): scored tokens per input sequence
 
     def to(self, device: torch.device) -> SharedPrefixBatch:
@@ -63,7 +64,7 @@ def pack(seqs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int) -> Sh
         rows.setdefault(tuple(prompt), []).append(i)
     built = [_row(prompt, [(i, seqs[i][1]) for i in members]) for prompt, members in rows.items()]
     width = max(len(ids) for ids, *_ in built)
-    n_targets = max(1, max(len(src) for _, _, _, src, _, _ in built))
+    n_targets = max(1, max(len(row[3]) for row in built))
     shape = (len(built), width)
     batch = SharedPrefixBatch(
         input_ids=torch.full(shape, pad_id, dtype=torch.long),
@@ -73,9 +74,10 @@ def pack(seqs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int) -> Sh
         sources=torch.full((len(built), n_targets), width - 1, dtype=torch.long),
         targets=torch.zeros((len(built), n_targets), dtype=torch.long),
         owners=torch.full((len(built), n_targets), -1, dtype=torch.long),
+        offsets=torch.zeros((len(built), n_targets), dtype=torch.long),
         lengths=torch.zeros(len(seqs), dtype=torch.long),
     )
-    for row, (ids, positions, segments, sources, targets, owners) in enumerate(built):
+    for row, (ids, positions, segments, sources, targets, owners, offsets) in enumerate(built):
         offset = width - len(ids)  # end-aligned: the padding goes in front
         batch.input_ids[row, offset:] = torch.tensor(ids)
         batch.position_ids[row, offset:] = torch.tensor(positions)
@@ -84,6 +86,7 @@ def pack(seqs: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int) -> Sh
             batch.sources[row, : len(sources)] = torch.tensor(sources) + offset
             batch.targets[row, : len(targets)] = torch.tensor(targets)
             batch.owners[row, : len(owners)] = torch.tensor(owners)
+            batch.offsets[row, : len(offsets)] = torch.tensor(offsets)
     owned = batch.owners[batch.owners >= 0]
     batch.lengths.index_add_(0, owned, torch.ones_like(owned))
     return batch
@@ -106,14 +109,16 @@ def prompt_batches(prompts: Sequence[Sequence[int]], batch_size: int) -> list[li
 
 def _row(
     prompt: tuple[int, ...], responses: list[tuple[int, Sequence[int]]]
-) -> tuple[list[int], list[int], list[int], list[int], list[int], list[int]]:
+) -> tuple[list[int], list[int], list[int], list[int], list[int], list[int], list[int]]:
     """Columns of one row, unpadded: ids, positions, segments; and per target its source column,
-    token and owner. A response's first token is predicted from the prompt's last column (none
-    when the prompt is empty: like a plain forward, the first token is then not scored)."""
+    token, owner and index within its response. A response's first token is predicted from the
+    prompt's last column (none when the prompt is empty: like a plain forward, the first token
+    is then not scored)."""
     ids, positions, segments = list(prompt), list(range(len(prompt))), [PROMPT] * len(prompt)
     sources: list[int] = []
     targets: list[int] = []
     owners: list[int] = []
+    offsets: list[int] = []
     for index, (owner, response) in enumerate(responses):
         previous = len(prompt) - 1
         for t, token in enumerate(response):
@@ -121,29 +126,41 @@ def _row(
                 sources.append(previous)
                 targets.append(token)
                 owners.append(owner)
+                offsets.append(t)
             previous = len(ids)
             ids.append(token)
             positions.append(len(prompt) + t)
             segments.append(index)
-    return ids, positions, segments, sources, targets, owners
+    return ids, positions, segments, sources, targets, owners, offsets
+
+
+def shared_prefix_forward(
+    model: Any, batch: SharedPrefixBatch, *, hidden: bool = False
+) -> tuple[Tensor, Tensor | None]:
+    """The logits (B, K, V) predicting each target and, with ``hidden``, the last hidden states
+    (B, K, H) at the same columns (a value head's input)."""
+    width = batch.input_ids.shape[1]
+    keep = width - int(batch.sources.min())  # the logits of columns width - keep .. width - 1
+    out = model(
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask(_attention_of(model)),
+        position_ids=batch.position_ids,
+        use_cache=False,
+        output_hidden_states=hidden,
+        logits_to_keep=keep,
+    )
+    rows = torch.arange(len(batch.sources), device=batch.sources.device)[:, None]
+    logits = out.logits[rows, batch.sources - (width - keep)]  # (B, K, V)
+    states = out.hidden_states[-1][rows, batch.sources] if hidden else None
+    return logits, states
 
 
 def shared_prefix_logps(model: Any, batch: SharedPrefixBatch, n: int) -> tuple[Tensor, Tensor]:
     """Summed response log-probs (n,) and scored lengths (n,) of the packed sequences, in the
     order they were given to :func:`pack`."""
-    width = batch.input_ids.shape[1]
-    keep = width - int(batch.sources.min())  # the logits of columns width - keep .. width - 1
-    logits = model(
-        input_ids=batch.input_ids,
-        attention_mask=batch.attention_mask(_attention_of(model)),
-        position_ids=batch.position_ids,
-        use_cache=False,
-        logits_to_keep=keep,
-    ).logits  # (B, keep, V)
-    rows = torch.arange(len(logits), device=logits.device)[:, None]
-    columns = batch.sources - (width - keep)  # (B, K)
-    normalizer = logits.float().logsumexp(-1)  # (B, keep)
-    logps = logits[rows, columns, batch.targets].float() - normalizer[rows, columns]  # (B, K)
+    logits, _ = shared_prefix_forward(model, batch)
+    picked = logits.gather(-1, batch.targets[..., None]).squeeze(-1).float()  # (B, K)
+    logps = picked - logits.float().logsumexp(-1)
     valid = batch.owners >= 0
     out = torch.zeros(n, dtype=logps.dtype, device=logps.device)
     return out.index_add(0, batch.owners[valid], logps[valid]), batch.lengths

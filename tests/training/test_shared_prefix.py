@@ -105,3 +105,31 @@ def test_prompt_batches_keep_a_prompts_sequences_together():
     assert prompt_batches(prompts, 3) == [[3], [0, 2, 5], [1, 4]]
     assert prompt_batches(prompts, 8) == [[3, 0, 2, 5, 1, 4]]
     assert prompt_batches(prompts, 1) == [[3], [0, 2, 5], [1, 4]]
+
+
+def test_the_rollout_forward_matches_a_forward_per_sample(tiny_lm):
+    """training/rl/policy.response_forward packs a prompt's samples; its logits and values are
+    each sample's own forward's, in the rollout layout (left-padded prompt, right-padded
+    response), and zero past a sample's end."""
+    from torch import nn
+
+    from training.rl.policy import response_forward
+
+    model = load_causal_lm(str(tiny_lm), torch.device("cpu")).eval()
+    head = nn.Linear(model.config.hidden_size, 1)
+    samples = [((5, 6, 7), (8, 9, 10)), ((5, 6, 7), (11,)), ((4, 5), (12, 13)), ((4, 5), (9, 8))]
+    ids = torch.tensor(
+        [[5, 6, 7, 8, 9, 10], [5, 6, 7, 11, 0, 0], [0, 4, 5, 12, 13, 0], [0, 4, 5, 9, 8, 0]]
+    )
+    mask = (ids != 0).long()  # token 0 is the padding here
+    logits, values = response_forward(model, ids, mask, 3, 0.5, head)
+    assert logits.shape == (4, 3, model.config.vocab_size)
+    assert values.shape == (4, 3)
+    for row, (prompt, response) in enumerate(samples):
+        out = model(input_ids=torch.tensor([[*prompt, *response]]), output_hidden_states=True)
+        span = slice(len(prompt) - 1, len(prompt) + len(response) - 1)
+        torch.testing.assert_close(logits[row, : len(response)], out.logits[0, span] / 0.5)
+        want = head(out.hidden_states[-1][0, span]).squeeze(-1)
+        torch.testing.assert_close(values[row, : len(response)], want)
+        assert not logits[row, len(response) :].any()
+        assert not values[row, len(response) :].any()

@@ -317,7 +317,9 @@ def _update(
         gen = torch.Generator().manual_seed(rollout_seed(config.seed, session.step, 99_991 + epoch))
         perm = torch.randperm(len(r), generator=gen).to(r.input_ids.device)
         for j in range(config.num_minibatches):
-            rows = perm[j * n_mb : (j + 1) * n_mb]
+            # the minibatch in rollout order: its micro-batches then hold whole prompt groups,
+            # whose samples share the prompt's forward (the sum over micro-batches is the same)
+            rows = perm[j * n_mb : (j + 1) * n_mb].sort().values
             local = torch.tensor(method.units(r, rows, config), dtype=torch.float64)
             units = float(all_sum(local))
             micro = rows.split(config.batch_size)

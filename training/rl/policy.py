@@ -7,7 +7,8 @@ token log-probs and the values. RLOO, GRPO and best-of-n use the policy alone (n
 Layout of a batch (as in TRL's PPO): the prompt is left-padded to width ``P``, the response
 right-padded to width ``R``; positions are counted from the first real token, so padding never
 shifts them. The logits at ``P - 1 .. P + R - 2`` predict the response tokens ``0 .. R - 1``, and
-the value at the same position is V(state before response token t).
+the value at the same position is V(state before response token t). The forward itself packs the
+samples of one prompt into one row (:func:`response_forward`); its results keep this layout.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from training.shared_prefix import pack, shared_prefix_forward
 
 
 class ActorCritic(nn.Module):
@@ -48,27 +51,34 @@ def response_forward(
     temperature: float,
     value_head: nn.Module | None = None,
 ) -> tuple[Tensor, Tensor | None]:
-    """Logits of the response positions divided by the temperature, and the values."""
-    positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    """Logits of the response positions divided by the temperature, and the values.
+
+    The k samples of a prompt share one forward of it (:mod:`training.shared_prefix`): a row per
+    distinct prompt, ``[prompt, sample_1, ..., sample_k]``, the LM head only over the samples.
+    The result is laid out as if each sample had had its own row: (B, R, V), zero past a
+    sample's end (the response mask hides those positions)."""
     width = input_ids.shape[1] - prompt_width  # R
-    out = lm(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        position_ids=positions,
-        use_cache=False,
-        output_hidden_states=value_head is not None,
-        # the LM head only over positions P - 1 .. P + R - 1, not the prompt's: a (B, R + 1, V)
-        # logits tensor instead of (B, P + R, V), the largest of the step at a 49k vocabulary
-        logits_to_keep=width + 1,
-    )
-    span = slice(prompt_width - 1, input_ids.shape[1] - 1)
-    logits = out.logits[:, :width].float()  # (B, R, V): positions P - 1 .. P + R - 2
+    real = attention_mask.bool()
+    seqs = [
+        (
+            ids[:prompt_width][keep[:prompt_width]].tolist(),
+            ids[prompt_width:][keep[prompt_width:]].tolist(),
+        )
+        for ids, keep in zip(input_ids.cpu(), real.cpu(), strict=True)
+    ]
+    batch = pack(seqs, pad_id=0).to(input_ids.device)
+    packed, states = shared_prefix_forward(lm, batch, hidden=value_head is not None)
+    valid = batch.owners >= 0
+    owner, offset = batch.owners[valid], batch.offsets[valid]
+    logits = packed.new_zeros((len(input_ids), width, packed.shape[-1]), dtype=torch.float32)
+    logits = logits.index_put((owner, offset), packed[valid].float())  # (B, R, V)
     if temperature != 1.0:
         logits = logits / temperature
     values = None
     if value_head is not None:
-        hidden = out.hidden_states[-1][:, span]  # (B, R, H)
-        values = value_head(hidden.to(value_head.weight.dtype)).squeeze(-1)  # (B, R)
+        assert states is not None
+        head = value_head(states[valid].to(value_head.weight.dtype)).squeeze(-1)  # (n,)
+        values = head.new_zeros((len(input_ids), width)).index_put((owner, offset), head)
     return logits, values
 
 

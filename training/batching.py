@@ -13,7 +13,7 @@ gradient.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 import torch
 
@@ -21,15 +21,38 @@ IGNORE = -100
 
 
 def plan_epoch(
-    lengths: Sequence[int], step_size: int, *, seed: int, epoch: int, window: int
+    lengths: Sequence[int],
+    step_size: int,
+    *,
+    seed: int,
+    epoch: int,
+    window: int,
+    groups: Sequence[Hashable] | None = None,
 ) -> list[list[int]]:
-    """Indices of the examples of each optimizer step of one epoch."""
+    """Indices of the examples of each optimizer step of one epoch.
+
+    ``groups`` (one key per example, e.g. its prompt) keeps a group's examples next to each other:
+    the groups are shuffled instead of the examples and sorted inside a window by their longest
+    member, so a group lands in one step unless the step's size cuts it. KTO uses it to put a
+    prompt's completions in one forward that computes the prompt once."""
     g = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    order = torch.randperm(len(lengths), generator=g).tolist()
+    if groups is None:
+        order = torch.randperm(len(lengths), generator=g).tolist()
+        key: dict[int, tuple[int, ...]] = {i: (-lengths[i], i) for i in order}
+    else:
+        members: dict[Hashable, list[int]] = {}
+        for i, group in enumerate(groups):
+            members.setdefault(group, []).append(i)
+        listed = list(members.values())
+        shuffled = [listed[j] for j in torch.randperm(len(listed), generator=g).tolist()]
+        order = [i for group in shuffled for i in group]
+        key = {
+            i: (-max(lengths[j] for j in group), group[0], i) for group in shuffled for i in group
+        }
     steps: list[list[int]] = []
     span = step_size * window
     for start in range(0, len(order), span):
-        chunk = sorted(order[start : start + span], key=lambda i: (-lengths[i], i))
+        chunk = sorted(order[start : start + span], key=key.__getitem__)
         steps.extend(chunk[j : j + step_size] for j in range(0, len(chunk), step_size))
     perm = torch.randperm(len(steps), generator=g).tolist()
     return [steps[i] for i in perm]

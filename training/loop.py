@@ -24,7 +24,7 @@ Where the pieces live, all importable from here too: :mod:`training.session` (``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import torch
@@ -82,6 +82,7 @@ def fit(
     train_step: TrainStep,
     evaluate: Evaluate | None,
     progress: ProgressCallback | None = None,
+    groups: Sequence[Hashable] | None = None,  # kept together in a step (plan_epoch)
 ) -> Fitted:
     """Train ``model`` in place; return (history, last eval metrics, steps, train tokens)."""
     _, world = init_distributed()
@@ -90,7 +91,12 @@ def fit(
     epoch_plan = lambda e: [  # noqa: E731
         s
         for s in plan_epoch(
-            lengths, step_size, seed=config.seed, epoch=e, window=config.bucket_window
+            lengths,
+            step_size,
+            seed=config.seed,
+            epoch=e,
+            window=config.bucket_window,
+            groups=groups,
         )
         if len(s) >= pieces  # every process needs a non-empty micro-batch
     ]

@@ -179,6 +179,20 @@ def test_bucketing_is_deterministic_and_groups_lengths() -> None:
     assert split_step([1, 2, 3, 4, 5], 2) == [[1, 2, 3], [4, 5]]
 
 
+def test_bucketing_keeps_a_groups_examples_in_one_step() -> None:
+    """60 prompts with 2 completions each (KTO's chosen and rejected), steps of 4: every prompt's
+    pair lands in one step, in a plan that is still a seeded shuffle of all 120 examples."""
+    groups = [i // 2 for i in range(120)]
+    lengths = [(i // 2) % 7 + i % 2 for i in range(120)]  # a pair's two lengths differ
+    a = plan_epoch(lengths, 4, seed=0, epoch=0, window=4, groups=groups)
+    assert a == plan_epoch(lengths, 4, seed=0, epoch=0, window=4, groups=groups)
+    assert a != plan_epoch(lengths, 4, seed=0, epoch=1, window=4, groups=groups)
+    assert sorted(i for step in a for i in step) == list(range(120))
+    assert all(len({groups[i] for i in step}) == 2 for step in a)
+    ungrouped = plan_epoch(lengths, 4, seed=0, epoch=0, window=4)
+    assert sum(len({groups[i] for i in step}) for step in ungrouped) > 2 * len(ungrouped)
+
+
 def test_token_budget_chunks() -> None:
     costs = [10, 10, 6, 6, 6, 30]
     assert token_chunks([0, 1, 2, 3, 4], costs, 20) == [[0, 1], [2, 3, 4]]

@@ -77,7 +77,7 @@ def response_forward(
     values = None
     if value_head is not None:
         assert states is not None
-        head = value_head(states[valid].to(value_head.weight.dtype)).squeeze(-1)  # (n,)
+        head = value_head(states[valid].to(next(value_head.parameters()).dtype)).squeeze(-1)  # (n,)
         values = head.new_zeros((len(input_ids), width)).index_put((owner, offset), head)
     return logits, values
 

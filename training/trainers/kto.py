@@ -20,7 +20,6 @@ from typing import Any
 
 import torch
 
-from training.batching import pad_sequences
 from training.config import KTOConfig, default_cache_dir
 from training.loop import ProgressCallback, RunResult, fit, init_distributed, seed_everything
 from training.losses import kto_kl_estimate, kto_loss
@@ -32,11 +31,10 @@ from training.modeling import (
     load_tokenizer,
     pick_device,
     prepare_for_training,
-    sequence_logps,
-    to_device,
 )
 from training.records import UnpairedExample
 from training.reference import cached_logps
+from training.shared_prefix import PAD, pack, shared_prefix_logps
 from training.tokenize import EncodedUnpaired, Encoder, encode_unpaired
 from training.trainers.common import finish_run, load_splits
 
@@ -112,20 +110,17 @@ def setup(
 
 
 def _forward(state: State, model: Any, items: Sequence[Item]) -> dict[str, torch.Tensor]:
+    """Policy log-probs of the completions (with grad) and of the KL completions (without), each
+    prompt computed once for its completions in the batch (:mod:`training.shared_prefix`)."""
     cfg, pad = state.config, state.tokenizer.pad_token_id
     examples = [it[0] for it in items]
-    batch = to_device(
-        pad_sequences(
-            [(e.completion.prompt_ids, e.completion.response_ids) for e in examples], pad
-        ),
-        state.device,
-    )  # (B, T)
-    kl_batch = to_device(
-        pad_sequences([(e.kl.prompt_ids, e.kl.response_ids) for e in examples], pad), state.device
-    )  # (B, T')
-    logps, _ = sequence_logps(model, batch)  # (B,)
+    batch = pack([(e.completion.prompt_ids, e.completion.response_ids) for e in examples], pad)
+    kl_batch = pack([(e.kl.prompt_ids, e.kl.response_ids) for e in examples], pad)
+    batch, kl_batch = batch.to(state.device), kl_batch.to(state.device)
+    logps, _ = shared_prefix_logps(model, batch, len(examples))  # (B,)
     with torch.no_grad():
-        kl_logps, _ = sequence_logps(getattr(model, "module", model), kl_batch)  # (B,)
+        unwrapped = getattr(model, "module", model)
+        kl_logps, _ = shared_prefix_logps(unwrapped, kl_batch, len(examples))  # (B,)
     ref = torch.tensor([[it[1], it[2]] for it in items], device=state.device)  # (B, 2)
     kl = kto_kl_estimate(kl_logps.float(), ref[:, 1])
     logratios = logps.float() - ref[:, 0]
@@ -144,7 +139,7 @@ def _forward(state: State, model: Any, items: Sequence[Item]) -> dict[str, torch
         "logps": logps.detach().float(),
         "desirable": desirable,
         "kl": kl.reshape(1),
-        "tokens": batch["attention_mask"].sum() + kl_batch["attention_mask"].sum(),
+        "tokens": (batch.segments != PAD).sum() + (kl_batch.segments != PAD).sum(),
     }
 
 
@@ -205,6 +200,8 @@ def run(
         items=state.train,
         lengths=[it[0].length for it in state.train],
         units=[1] * len(state.train),
+        # a prompt's completions in one step share its forward
+        groups=[it[0].completion.prompt_ids for it in state.train],
         train_step=lambda m, items: train_step(state, m, items),
         evaluate=(lambda m: evaluate(state, m)) if state.eval else None,
         progress=progress,

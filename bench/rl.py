@@ -53,6 +53,8 @@ import argparse
 import json
 import os
 import resource
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -351,7 +353,8 @@ def worker(method: str, impl: str, work: Path, s: dict) -> None:
 
 def cell(method: str, impl: str, work: Path, s: dict) -> dict | None:
     run_dir = work / f"{method}-{impl}-{s['beta']}"
-    run_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(run_dir, ignore_errors=True)  # a repeat starts from nothing, like the first
+    run_dir.mkdir(parents=True)
     cmd = [sys.executable, __file__, "--worker", method, impl, str(run_dir), json.dumps(s)]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
@@ -369,28 +372,48 @@ def cell(method: str, impl: str, work: Path, s: dict) -> dict | None:
     return r
 
 
-def print_table(results: dict[tuple[str, str], dict], methods: list[str]) -> None:
+def print_table(runs: dict[tuple[str, str], list[dict]], methods: list[str]) -> None:
+    """Medians over the repeats; speed and memory are the medians of the ratios of the runs
+    made in turn (ours i / TRL i), so a machine that slows down between pairs does not count."""
     print(
-        f"\n{'method':7}{'impl':6}{'gen s':>7}{'rollout s':>10}{'update s':>9}"
+        f"\n{'method':7}{'impl':6}{'runs':>5}{'gen s':>7}{'rollout s':>10}{'update s':>9}"
         f"{'rollout tok/s':>14}{'update tok/s':>13}{'total tok/s':>12}{'peak MB':>9}"
         f"{'gain/min':>9}{'speed x':>8}{'mem x':>7}"
     )
     for method in methods:
-        trl = results.get((method, "trl"))
+        trl = runs.get((method, "trl"), [])
         for impl in ("ours", "trl"):
-            r = results.get((method, impl))
-            if r is None:
+            rs = runs.get((method, impl), [])
+            if not rs:
                 continue
             speed = mem = ""
-            if impl == "ours" and trl is not None:
-                speed = f"{r['total_tok_s'] / trl['total_tok_s']:.2f}"
-                mem = f"{r['peak_mb'] / trl['peak_mb']:.2f}"
+            if impl == "ours" and trl:
+                pairs = list(zip(rs, trl, strict=False))
+                speed = f"{median(a['total_tok_s'] / b['total_tok_s'] for a, b in pairs):.2f}"
+                mem = f"{median(a['peak_mb'] / b['peak_mb'] for a, b in pairs):.2f}"
+            m = {k: median(r[k] for r in rs) for k in TABLE_FIGURES}
             print(
-                f"{method:7}{impl:6}{r['generation_s']:7.1f}{r['rollout_s']:10.1f}"
-                f"{r['update_s']:9.1f}{r['rollout_tok_s']:14.1f}{r['update_tok_s']:13.1f}"
-                f"{r['total_tok_s']:12.1f}{r['peak_mb']:9.0f}{r['gain_per_min']:9.3f}"
+                f"{method:7}{impl:6}{len(rs):5}{m['generation_s']:7.1f}{m['rollout_s']:10.1f}"
+                f"{m['update_s']:9.1f}{m['rollout_tok_s']:14.1f}{m['update_tok_s']:13.1f}"
+                f"{m['total_tok_s']:12.1f}{m['peak_mb']:9.0f}{m['gain_per_min']:9.3f}"
                 f"{speed:>8}{mem:>7}"
             )
+
+
+TABLE_FIGURES = (
+    "generation_s",
+    "rollout_s",
+    "update_s",
+    "rollout_tok_s",
+    "update_tok_s",
+    "total_tok_s",
+    "peak_mb",
+    "gain_per_min",
+)
+
+
+def median(values: Any) -> float:
+    return statistics.median(list(values))
 
 
 def print_frontier(rows: list[dict]) -> None:
@@ -436,6 +459,9 @@ def main() -> None:
         help="both sides (TRL's RLOO/GRPO default: on)",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="runs of each cell, ours and TRL in turn; medians"
+    )
     parser.add_argument("--tiny", action="store_true", help="a tiny random GPT-2 (smoke test)")
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -465,14 +491,15 @@ def main() -> None:
             flush=True,
         )
         print(f"load before: {os.getloadavg()}", flush=True)
-        results: dict[tuple[str, str], dict] = {}
+        runs: dict[tuple[str, str], list[dict]] = {}
         for method in methods:
             impls = ["ours"] + (["trl"] if args.trl and method in ("rloo", "grpo") else [])
-            for impl in impls:
-                r = cell(method, impl, work, s)
-                if r is not None:
-                    results[(method, impl)] = r
-        print_table(results, methods)
+            for _ in range(args.repeats):  # in turn, ours then TRL: drift hits both alike
+                for impl in impls:
+                    r = cell(method, impl, work, s)
+                    if r is not None:
+                        runs.setdefault((method, impl), []).append(r)
+        print_table(runs, methods)
         print(
             "rollout = sampling + policy/reference log-prob passes + reward; update = loop - "
             "rollout; tok/s counts generated + trained tokens (see the module docstring); "

@@ -73,9 +73,14 @@ def test_ours_and_trl_cells_report_figures(bench, cfg, tmp_path, monkeypatch, ca
     assert len(trl["rewards"]) == 1
     for r, impl in ((ours, "ours"), (trl, "trl")):
         r.update(peak_mb=1.0, gain_per_min=0.0, impl=impl)
-    bench.print_table({("grpo", "ours"): ours, ("grpo", "trl"): trl}, ["grpo"])
+    slower = {**ours, "total_tok_s": ours["total_tok_s"] / 2, "peak_mb": 3.0}
+    bench.print_table(
+        {("grpo", "ours"): [ours, slower, ours], ("grpo", "trl"): [trl] * 3}, ["grpo"]
+    )
     sweep.update(beta=0.0, reward_gain=0.0)
     bench.print_frontier([sweep])
     out = capsys.readouterr().out
-    assert "grpo   ours" in out
+    assert "grpo   ours      3" in out  # three runs, their medians
+    ratio = ours["total_tok_s"] / trl["total_tok_s"]
+    assert f"{ratio:8.2f}{1.0:7.2f}" in out  # the median pair's ratios, not the slow one's
     assert "0.00" in out

@@ -46,9 +46,8 @@ def plan_epoch(
         listed = list(members.values())
         shuffled = [listed[j] for j in torch.randperm(len(listed), generator=g).tolist()]
         order = [i for group in shuffled for i in group]
-        key = {
-            i: (-max(lengths[j] for j in group), group[0], i) for group in shuffled for i in group
-        }
+        longest = {group[0]: max(lengths[j] for j in group) for group in shuffled}
+        key = {i: (-longest[group[0]], group[0], i) for group in shuffled for i in group}
     steps: list[list[int]] = []
     span = step_size * window
     for start in range(0, len(order), span):

@@ -21,10 +21,9 @@ from typing import Any
 
 import torch
 
-from training.batching import pad_sequences
 from training.generate import generate, score
-from training.modeling import sequence_logps, to_device
 from training.records import Prompt
+from training.shared_prefix import pack, shared_prefix_logps
 from training.tokenize import Encoder
 
 
@@ -47,10 +46,9 @@ def response_logps(
     seqs = [(encoder.prompt(p)[0], r) for p, r in zip(prompts, responses, strict=True)]
     out: list[float] = []
     for start in range(0, len(seqs), batch_size):
-        batch = to_device(
-            pad_sequences(seqs[start : start + batch_size], tokenizer.pad_token_id), device
-        )
-        logps, _ = sequence_logps(model, batch)
+        part = seqs[start : start + batch_size]
+        batch = pack(part, tokenizer.pad_token_id).to(device)  # a shared prompt runs once
+        logps, _ = shared_prefix_logps(model, batch, len(part))
         out.extend(logps.float().tolist())
     return out
 

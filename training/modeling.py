@@ -145,44 +145,14 @@ def fingerprint(path: str) -> str:
 
 
 def sequence_logps(model: Any, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-    """Summed response log-probs (B,) and response lengths (B,) for a right-padded batch.
-
-    The LM head runs over the response window only: the rows are end-aligned (their padding
-    moved to the front, positions counted from the first real token, so nothing shifts) and
-    ``logits_to_keep`` drops the prompt's columns. At a 49k vocabulary the (B, T, V) logits are
-    the step's largest tensor and most of its LM-head work; a chat prompt is usually longer than
-    its answer."""
-    ids, mask, labels = end_aligned(batch)
-    width = response_window(labels)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    """Summed response log-probs (B,) and response lengths (B,) for a padded batch: one plain
+    forward per row. The trainers and evaluation use :mod:`training.shared_prefix`, which
+    computes a shared prompt once; this is the straightforward form."""
     logits = model(
-        input_ids=ids,
-        attention_mask=mask,
-        position_ids=positions,
-        use_cache=False,
-        logits_to_keep=width,
-    ).logits  # (B, width, V): the columns T - width .. T - 1
-    per_token = token_logps(logits, labels[:, -width:])  # (B, width - 1)
-    return per_token.sum(-1), (labels[:, 1:] != -100).sum(-1)
-
-
-def end_aligned(batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-    """``input_ids``, ``attention_mask`` and ``labels`` with each row's padding moved from its end
-    to its front (a per-row rotation), so every sequence ends in the last column."""
-    mask = batch["attention_mask"]
-    width = mask.shape[1]
-    shift = width - mask.sum(-1, keepdim=True)  # (B, 1) pad count per row
-    source = (torch.arange(width, device=mask.device) - shift).remainder(width)  # (B, T)
-    return tuple(batch[k].gather(1, source) for k in ("input_ids", "attention_mask", "labels"))  # type: ignore[return-value]
-
-
-def response_window(labels: Tensor) -> int:
-    """Columns of logits an end-aligned batch needs: from the one before its earliest labelled
-    column (it predicts that label) to the end; the whole width when nothing is labelled."""
-    labelled = (labels != -100).any(0).nonzero()
-    if len(labelled) == 0:
-        return labels.shape[1]
-    return min(labels.shape[1], labels.shape[1] - int(labelled[0]) + 1)
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+    ).logits  # (B, T, V)
+    per_token = token_logps(logits, batch["labels"])  # (B, T-1)
+    return per_token.sum(-1), (batch["labels"][:, 1:] != -100).sum(-1)
 
 
 def to_device(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:

@@ -29,7 +29,8 @@ measured there first, on a fixed pool of real candidates:
 
    - ``random``: pairs drawn uniformly from the unlabelled candidates;
    - ``active``: the loop's own selection, ``workers.active.select_pairs`` (the head's most
-     uncertain pairs, at most 2 per prompt, plus 25 % random), on the head's margins;
+     uncertain pairs, at most 2 per prompt, plus the loop's ``random_share`` of random pairs,
+     25 % unless ``--active-random-share``), on the head's margins;
    - ``oracle``: knows the gold: the pairs the current head orders against the gold, most
      confidently wrong first (the labels that move the head most), at most 2 per prompt.
 
@@ -246,8 +247,10 @@ def choose(
     batch: int,
     rng: random.Random,
     seed: int,
+    random_share: float = 0.25,
 ) -> list[int]:
-    """Indexes into ``pool.train_pairs`` of the next batch, by the arm's rule."""
+    """Indexes into ``pool.train_pairs`` of the next batch, by the arm's rule (``random_share``:
+    the active arm's share of random pairs, the loop's run option of that name)."""
     if arm == "random" or rewards is None:
         return rng.sample(open_pairs, min(batch, len(open_pairs)))
     if arm == "active":
@@ -261,15 +264,15 @@ def choose(
         # Every pair of the pool's prompts is offered (the loop offers fresh candidates each
         # cycle; here a prompt's labelled pairs stay in the pool), then the labelled ones are
         # dropped from both of its parts: the most uncertain (at most 2 per prompt) and the
-        # 25 % random share, so the batch keeps the loop's mix.
+        # random share, so the batch keeps the loop's mix.
         picks = select_pairs(
             answers,
             {n: rewards[n] for ids in answers.values() for n in ids},
             budget=len(pool.train_pairs),
-            random_share=0.25,
+            random_share=random_share,
             seed=seed * 1_000_003 + len(open_pairs),  # a new draw each round
         )
-        n_random = round(batch * 0.25)
+        n_random = round(batch * random_share)
         fresh = [c for c in picks if c.response_ids in index]
         chosen = [index[c.response_ids] for c in fresh if c.reason == "uncertain"]
         chosen = chosen[: batch - n_random]
@@ -316,7 +319,9 @@ def run_arm(arm: str, pool: Pool, seed: int, args: argparse.Namespace) -> list[f
             return curve
         done = set(taken)
         open_pairs = [i for i in range(len(pool.train_pairs)) if i not in done]
-        batch = choose(arm, pool, open_pairs, rewards, args.batch, rng, seed)
+        batch = choose(
+            arm, pool, open_pairs, rewards, args.batch, rng, seed, args.active_random_share
+        )
         taken += batch
         labels += [rater_label(pool.train_pairs[i], pool.gold, args.flip, noise) for i in batch]
 
@@ -339,9 +344,32 @@ def labels_to_reach(curve: Sequence[float], budgets: Sequence[int], target: floa
     return None
 
 
-def summarize(curves: dict[str, list[list[float]]], budgets: list[int]) -> dict:
+def share_interval(
+    curves: dict[str, list[list[float]]], budgets: list[int], resamples: int, seed: int = 0
+) -> tuple[float, float] | None:
+    """95 % bootstrap interval (seeds resampled with replacement, percentile) of active's share
+    of random's labels; a resample where active never reaches the target counts as over 100 %."""
+    if resamples < 1 or "active" not in curves:
+        return None
+    rng = random.Random(seed)
+    n = len(curves["random"])
+    shares = []
+    for _ in range(resamples):
+        pick = [rng.randrange(n) for _ in range(n)]
+        means = {
+            arm: [sum(curves[arm][i][b] for i in pick) / n for b in range(len(budgets))]
+            for arm in ("random", "active")
+        }
+        reach = labels_to_reach(means["active"], budgets, means["random"][-1])
+        shares.append(reach / budgets[-1] if reach is not None else math.inf)
+    shares.sort()
+    return shares[int(0.025 * resamples)], shares[min(resamples - 1, int(0.975 * resamples))]
+
+
+def summarize(curves: dict[str, list[list[float]]], budgets: list[int], resamples: int = 0) -> dict:
     """Mean and SE per arm and budget; labels to reach random's final mean accuracy, on the mean
-    curve and per seed (its SE); active's share of random's labels and of the oracle's saving."""
+    curve and per seed (its SE); active's share of random's labels (with a bootstrap interval
+    over seeds when ``resamples``) and of the oracle's saving; each arm's paired gain."""
     table = {
         arm: [mean_se([c[i] for c in runs]) for i in range(len(budgets))]
         for arm, runs in curves.items()
@@ -358,12 +386,26 @@ def summarize(curves: dict[str, list[list[float]]], budgets: list[int]) -> dict:
         arm: [labels_to_reach(c, budgets, target) for c in runs] for arm, runs in curves.items()
     }
     full = budgets[-1]
+    # paired by seed (every arm of a seed starts from the same labels and meets the same rater
+    # coin flips): the arm's mean accuracy over the budgets after the start minus random's. One
+    # number per seed over the whole curve, so it does not hang on where a flat end is crossed.
+    paired = {
+        arm: mean_se(
+            [
+                sum(a - b for a, b in zip(mine[1:], theirs[1:], strict=True)) / (len(budgets) - 1)
+                for mine, theirs in zip(runs, curves["random"], strict=True)
+            ]
+        )
+        for arm, runs in curves.items()
+        if arm != "random" and len(budgets) > 1
+    }
     out = {
         "budgets": budgets,
         "target": target,
         "table": table,
         "reach": reach,
         "random_learns": random_learns,
+        "paired_gain": paired,
     }
     out["reach_se"] = {
         arm: mean_se([x if x is not None else full for x in xs])[1] if len(xs) > 1 else 0.0
@@ -372,6 +414,7 @@ def summarize(curves: dict[str, list[list[float]]], budgets: list[int]) -> dict:
     out["reached_seeds"] = {arm: sum(x is not None for x in xs) for arm, xs in per_seed.items()}
     active, oracle = reach.get("active"), reach.get("oracle")
     out["active_share"] = active / full if active is not None else None
+    out["active_share_interval"] = share_interval(curves, budgets, resamples)
     out["oracle_share"] = oracle / full if oracle is not None else None
     if active is not None and oracle is not None and oracle < full:
         out["saving_captured"] = (full - active) / (full - oracle)
@@ -385,7 +428,8 @@ def print_report(summary: dict, meta: dict) -> None:
         f"pool: {meta['prompts']} prompts ({meta['train_prompts']} labelled, "
         f"{meta['eval_prompts']} held out), {meta['answers']} answers, {meta['train_pairs']} "
         f"candidate pairs, {meta['eval_pairs']} held-out pairs; rater flip {meta['flip']}; "
-        f"{meta['seeds']} seeds; head L2 {meta['l2']}; gold {meta['gold']}"
+        f"{meta['seeds']} seeds; head L2 {meta['l2']}; gold {meta['gold']}; active's random "
+        f"share {meta['active_random_share']}"
     )
     budgets = summary["budgets"]
     print(f"{'labels':>7}" + "".join(f"{arm:>18}" for arm in summary["table"]))
@@ -407,9 +451,20 @@ def print_report(summary: dict, meta: dict) -> None:
             f"{labels:.0f} labels (± {se:.0f} over seeds)" if labels is not None else "not reached"
         )
         print(f"  {arm:<7} reaches it with {shown}; {seeds}/{meta['seeds']} seeds reach it")
+    for arm, (gain, se) in summary["paired_gain"].items():
+        print(
+            f"  {arm:<7} mean held-out accuracy over the curve, paired by seed: "
+            f"{gain:+.4f} ± {se:.4f} against random"
+        )
     share, oracle = summary["active_share"], summary["oracle_share"]
     if share is not None:
         print(f"active needs {100 * share:.0f} % of random's labels (target <= 70 %)")
+    if summary.get("active_share_interval"):
+        lo, hi = (
+            f"{100 * x:.0f} %" if math.isfinite(x) else "never"
+            for x in summary["active_share_interval"]
+        )
+        print(f"  95 % bootstrap interval over seeds: {lo} to {hi}")
     if oracle is not None:
         print(f"oracle needs {100 * oracle:.0f} % of random's labels")
     if summary["saving_captured"] is not None:
@@ -437,12 +492,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=488)
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--l2", type=float, default=1.0)
+    parser.add_argument(
+        "--active-random-share",
+        type=float,
+        default=None,
+        help="the active arm's share of random pairs; default: the loop's (random_share)",
+    )
+    parser.add_argument(
+        "--resamples", type=int, default=2000, help="bootstrap resamples of the seeds (0: none)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
     import torch
 
+    from annotation.run_options import run_option_defaults
+
+    if args.active_random_share is None:
+        args.active_random_share = float(run_option_defaults()["random_share"])
+    if not 0.0 <= args.active_random_share <= 1.0:
+        parser.error("--active-random-share must be in [0, 1]")
     torch.set_num_threads(args.threads)
     if not HH.is_file():
         print(f"no HH-RLHF sample at {HH}", file=sys.stderr)
@@ -471,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
     budgets = list(range(args.start, args.budget + 1, args.batch))
     t0 = time.perf_counter()
     curves = {arm: [run_arm(arm, pool, seed, args) for seed in range(args.seeds)] for arm in ARMS}
-    summary = summarize(curves, budgets)
+    summary = summarize(curves, budgets, resamples=args.resamples)
     meta = {
         "prompts": len(rows),
         "train_prompts": len(set(pool.train_prompt)),
@@ -483,6 +553,7 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": args.seeds,
         "l2": args.l2,
         "gold": args.gold,
+        "active_random_share": args.active_random_share,
         "experiment_seconds": round(time.perf_counter() - t0, 1),
         "cache_key": key,
     }

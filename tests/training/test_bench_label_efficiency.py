@@ -37,7 +37,14 @@ def pool(bench):
 
 
 def args(**kw):
-    base = {"start": 8, "batch": 8, "budget": 40, "flip": 0.16, "l2": 0.01}
+    base = {
+        "start": 8,
+        "batch": 8,
+        "budget": 40,
+        "flip": 0.16,
+        "l2": 0.01,
+        "active_random_share": 0.25,
+    }
     return argparse.Namespace(**{**base, **kw})
 
 
@@ -78,6 +85,19 @@ def test_the_summary_compares_active_and_the_oracle_with_random(bench):
     assert summary["table"]["active"][1] == (pytest.approx(0.7), pytest.approx(0.0))
 
 
+def test_the_paired_gain_is_each_seeds_mean_lead_over_random_after_the_start(bench):
+    budgets = [10, 20, 30]
+    curves = {
+        "random": [[0.5, 0.6, 0.7], [0.5, 0.7, 0.7]],
+        "active": [[0.5, 0.7, 0.7], [0.5, 0.6, 0.8]],  # leads by 0.05, then by 0.0
+        "oracle": [[0.5, 0.6, 0.7], [0.5, 0.7, 0.7]],
+    }
+    gain, se = bench.summarize(curves, budgets)["paired_gain"]["active"]
+    assert gain == pytest.approx(0.025)
+    assert se == pytest.approx(0.025)  # SD 0.0354 over 2 seeds / sqrt(2)
+    assert bench.summarize(curves, budgets)["paired_gain"]["oracle"] == (0.0, 0.0)
+
+
 def test_active_takes_the_most_uncertain_pairs_and_a_random_quarter(bench, pool):
     rewards = [float(i % 7) for i in range(240)]
     open_pairs = list(range(len(pool.train_pairs)))
@@ -87,6 +107,34 @@ def test_active_takes_the_most_uncertain_pairs_and_a_random_quarter(bench, pool)
     assert max(margin[:6]) <= 1.0  # the 6 uncertain ones: the smallest margins
     per_prompt = [pool.train_prompt[i] for i in batch[:6]]
     assert max(per_prompt.count(p) for p in per_prompt) <= 2
+
+
+def test_the_bootstrap_interval_brackets_the_share_and_widens_with_disagreeing_seeds(bench):
+    budgets = [10, 20, 30, 40]
+    steady = {
+        "random": [[0.5, 0.6, 0.65, 0.7]] * 4,
+        "active": [[0.5, 0.7, 0.72, 0.74]] * 4,
+    }
+    assert bench.share_interval(steady, budgets, resamples=200) == (0.5, 0.5)
+    mixed = {
+        "random": [[0.5, 0.6, 0.65, 0.7]] * 4,
+        "active": [[0.5, 0.7, 0.72, 0.74]] * 2 + [[0.5, 0.55, 0.6, 0.65]] * 2,
+    }
+    lo, hi = bench.share_interval(mixed, budgets, resamples=400)
+    assert lo == 0.5  # resamples of the two good seeds only
+    assert hi == float("inf")  # resamples of mostly bad seeds never reach random's 0.7
+    assert bench.share_interval(steady, budgets, resamples=0) is None
+
+
+def test_active_without_a_random_share_takes_only_uncertain_pairs(bench, pool):
+    rewards = [float(i % 7) for i in range(240)]
+    open_pairs = list(range(len(pool.train_pairs)))
+    batch = bench.choose(
+        "active", pool, open_pairs, rewards, 8, random.Random(0), seed=0, random_share=0.0
+    )
+    margins = sorted(abs(rewards[a] - rewards[b]) for a, b in pool.train_pairs)
+    picked = [abs(rewards[a] - rewards[b]) for a, b in (pool.train_pairs[i] for i in batch)]
+    assert max(picked) <= margins[len(margins) // 4]  # all from the most uncertain quarter
 
 
 def test_the_oracle_takes_the_pairs_the_head_gets_most_wrong(bench, pool):

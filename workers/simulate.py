@@ -284,7 +284,9 @@ class Simulation:
 
     def cleanup(self) -> None:
         """Delete the simulated project (its tasks, judgments, runs and versions go with it),
-        its users and its models, unless ``keep``: a simulation leaves nothing behind."""
+        its users and its models (the work folder and the cycles' artifact folders), unless
+        ``keep``: a simulation leaves nothing behind."""
+        from django.conf import settings
         from django.contrib.auth import get_user_model
         from django.db import transaction
 
@@ -293,12 +295,15 @@ class Simulation:
         if self.cfg.keep or not hasattr(self, "project"):
             return
         users = [u.id for u in (*self.raters, self.manager)]
+        # where workers.pipelines.run_dir puts every cycle's models, records and caches
+        artifacts = Path(settings.LOOP_ARTIFACTS_DIR) / f"project-{self.project.id}"
         with transaction.atomic():
             # responses first: they protect the model versions that generated them
             Response.objects.filter(prompt__project=self.project).delete()
             self.project.delete()
             get_user_model().objects.filter(id__in=users).delete()
         shutil.rmtree(self.workdir, ignore_errors=True)
+        shutil.rmtree(artifacts, ignore_errors=True)
 
     def _scores(self, samples: list[list[str]]) -> list[list[float]]:
         """The gold score of every held-out sample, by prompt."""

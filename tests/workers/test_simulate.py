@@ -129,11 +129,16 @@ def test_a_simulation_leaves_nothing_behind_even_when_it_fails(tmp_path, setting
         rounds=1, labels_per_round=8, train_prompts=4, eval_prompts=2, seed=3,
         rm_pairs_prompts=0, eval_samples=2, workdir=str(tmp_path / "sim"),
     )  # fmt: skip
-    reports = Simulation(config).run()
+    sim = Simulation(config)
+    reports = sim.run()
     assert len(reports) == 2
     assert not models.Project.objects.exists()
     assert get_user_model().objects.count() == users_before
     assert not (tmp_path / "sim").exists()
+    # the cycles wrote their models under the artifacts folder; none of them is left
+    assert (tmp_path / "artifacts").is_dir()
+    assert not (tmp_path / "artifacts" / f"project-{sim.project.id}").exists()
+    assert not any((tmp_path / "artifacts").iterdir())
 
     def broken(self):
         raise RuntimeError("the cycle broke")

@@ -84,8 +84,11 @@ def test_logps_and_gradients_equal_separate_forwards(tiny_lm, attention):
     (logps * torch.tensor([1.0, -2.0, 0.5, 3.0])).sum().backward()
     torch.testing.assert_close(logps, expected, rtol=1e-5, atol=1e-5)
     assert lengths.tolist() == [2, 3, 1, 4]
+    # float32 sums in another order (one packed row against four): a small gradient entry can
+    # differ by ~1e-6 (seen once under load), while a mask that lets samples see each other moves
+    # them by ~3
     for got, want in zip((p.grad for p in model.parameters()), grads, strict=True):
-        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
 def test_an_empty_prompt_leaves_the_first_token_unscored(tiny_lm):

@@ -50,8 +50,13 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 POLICY_TRAINERS = tuple(t.name for t in TRAINERS if t.kind == "policy")  # the registry
 
 
+def project_dir(project_id: int) -> Path:
+    """Where every cycle of a project keeps its models, records and caches."""
+    return Path(settings.LOOP_ARTIFACTS_DIR) / f"project-{project_id}"
+
+
 def run_dir(run: TrainingRun) -> Path:
-    return Path(settings.LOOP_ARTIFACTS_DIR) / f"project-{run.project_id}" / f"run-{run.id}"
+    return project_dir(run.project_id) / f"run-{run.id}"
 
 
 def run_config(run: TrainingRun) -> dict[str, Any]:

@@ -286,17 +286,16 @@ class Simulation:
         """Delete the simulated project (its tasks, judgments, runs and versions go with it),
         its users and its models (the work folder and the cycles' artifact folders), unless
         ``keep``: a simulation leaves nothing behind."""
-        from django.conf import settings
         from django.contrib.auth import get_user_model
         from django.db import transaction
 
         from annotation.models import Response
+        from workers.pipelines import project_dir
 
         if self.cfg.keep or not hasattr(self, "project"):
             return
         users = [u.id for u in (*self.raters, self.manager)]
-        # where workers.pipelines.run_dir puts every cycle's models, records and caches
-        artifacts = Path(settings.LOOP_ARTIFACTS_DIR) / f"project-{self.project.id}"
+        artifacts = project_dir(self.project.id)  # every cycle's models, records and caches
         with transaction.atomic():
             # responses first: they protect the model versions that generated them
             Response.objects.filter(prompt__project=self.project).delete()
